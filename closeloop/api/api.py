@@ -1,0 +1,50 @@
+"""The REST API: OpenAPI at /api/openapi.json, browsable docs at /api/docs."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+
+from closeloop.cases.actions import ActionError, ConflictError
+from closeloop.cases.stages import TransitionError
+
+from .auth import SessionAuth, TokenAuth
+from .cases import router as cases_router
+
+api = NinjaAPI(
+    title="closeloop API",
+    version="1",
+    description="Every request gets an owner, a next step and an answer. "
+    "Authenticate with `Authorization: Bearer <token>` (create one with `closeloop create-token`) "
+    "or a staff session.",
+    auth=[TokenAuth(), SessionAuth()],
+    urls_namespace="api",
+)
+api.add_router("/cases", cases_router)
+
+
+@api.exception_handler(ConflictError)
+def conflict(request: HttpRequest, exc: ConflictError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc), "field": None}, status=409)
+
+
+@api.exception_handler(TransitionError)
+def transition(request: HttpRequest, exc: TransitionError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc), "field": None}, status=409)
+
+
+@api.exception_handler(ActionError)
+def refused(request: HttpRequest, exc: ActionError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc), "field": exc.field}, status=400)
+
+
+def register_optional_routers() -> None:
+    """Routers other packages contribute (intake, understanding, analytics…)."""
+    from closeloop.analytics.api import router as analytics_router
+    from closeloop.intake.api import router as intake_router
+
+    api.add_router("/intake", intake_router)
+    api.add_router("/analytics", analytics_router)
+
+
+register_optional_routers()

@@ -1,0 +1,14 @@
+"""Settings for the test suite: the real settings with a development key and a temp data dir."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("CLOSELOOP_DEVELOPMENT", "1")
+os.environ.setdefault("CLOSELOOP_DATA_DIR", tempfile.mkdtemp(prefix="closeloop-test-"))
+
+from .settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests only
+LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405

@@ -1,0 +1,85 @@
+"""The worker loop: every app contributes jobs (claim-and-do functions) and services.
+
+An app's AppConfig may declare
+- `worker_jobs`: dotted paths of functions `job(limit: int) -> int` that claim due rows by
+  compare-and-set and return how many they handled;
+- `worker_services`: dotted paths of long-running functions `service(stop: threading.Event)`
+  (an IMAP IDLE loop, the SMTP listener, the folder watcher), each run in its own thread.
+
+Loop:
+1. run every job once; each one claims and handles at most `batch` due rows;
+2. if none found work, sleep `idle_seconds` (or until stopped);
+3. a job that raises is logged and the loop goes on: one bad row never stops the others,
+   and each job pushes a failing row's due time forward itself (STYLE.md point 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from django.apps import apps
+from django.db import close_old_connections
+from django.utils.module_loading import import_string
+
+log = logging.getLogger("closeloop.worker")
+
+
+def _collect(attr: str) -> list[tuple[str, Callable[..., object]]]:
+    found = []
+    for config in apps.get_app_configs():
+        for dotted in getattr(config, attr, ()):
+            found.append((dotted, import_string(dotted)))
+    return found
+
+
+def jobs() -> list[tuple[str, Callable[..., object]]]:
+    return _collect("worker_jobs")
+
+
+def run_once(batch: int = 100) -> int:
+    done = 0
+    for name, job in jobs():
+        try:
+            done += int(job(batch) or 0)  # type: ignore[call-overload]
+        except Exception:
+            log.exception("worker job %s failed", name)
+        finally:
+            close_old_connections()
+    return done
+
+
+def start_services(stop: threading.Event, names: set[str] | None = None) -> list[threading.Thread]:
+    threads = []
+    for name, service in _collect("worker_services"):
+        if names is not None and name not in names:
+            continue
+        thread = threading.Thread(target=_guarded, args=(name, service, stop), name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _guarded(name: str, service: Callable[..., object], stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            service(stop)
+        except Exception:
+            log.exception("service %s crashed; restarting in 5 s", name)
+        finally:
+            close_old_connections()
+        stop.wait(5)
+
+
+def run_forever(stop: threading.Event, *, idle_seconds: float = 1.0, batch: int = 100,
+                services: bool = True) -> None:
+    if services:
+        start_services(stop)
+    log.info("worker started with jobs: %s", ", ".join(name for name, _ in jobs()) or "none")
+    while not stop.is_set():
+        if run_once(batch) == 0:
+            stop.wait(idle_seconds)
+        else:
+            time.sleep(0)
