@@ -41,9 +41,13 @@ def refused(request: HttpRequest, exc: ActionError) -> HttpResponse:
 def register_optional_routers() -> None:
     """Routers other packages contribute (intake, understanding, analytics…)."""
     from closeloop.analytics.api import router as analytics_router
+    from closeloop.followups.api import router as followups_router
     from closeloop.intake.api import router as intake_router
+    from closeloop.understanding.api import router as understanding_router
 
     api.add_router("/intake", intake_router)
+    api.add_router("/understanding", understanding_router)
+    api.add_router("/followups", followups_router)
     api.add_router("/analytics", analytics_router)
 
 
