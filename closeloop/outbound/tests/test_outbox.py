@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from closeloop.cases import actions
+from closeloop.cases.models import Message, Party
+from closeloop.outbound.models import OutboxMessage
+from closeloop.outbound.outbox import deliver_due, enqueue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def case(practice):
+    requester = Party.objects.create(name="Maria", email="maria@example.com")
+    return actions.open_case(actor=actions.Actor.system(), subject="Knee", body="hi",
+                             request_type=practice.types["referral"], requester=requester)
+
+
+def test_it_sends_queued_mail_through_a_real_smtp_server_with_threading_headers(case, smtp_server):
+    actions.request_missing_info(case, actions.Actor.system())
+    assert deliver_due() == 1
+    [received] = smtp_server.to("maria@example.com")
+    row = OutboxMessage.objects.get()
+    assert received.message["Message-ID"].strip() == row.message_id and row.status == "sent"
+    assert case.reference in received.message["Subject"]
+    assert Message.objects.get(message_id=row.message_id).status == "sent"
+    assert deliver_due() == 0
+
+
+def test_the_same_idempotency_key_queues_one_message(case):
+    for _ in range(3):
+        enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b", sequence=1)
+    assert OutboxMessage.objects.filter(purpose="chase").count() == 1
+
+
+def test_a_temporary_refusal_is_retried_with_backoff_and_then_sent(case, smtp_server):
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    smtp_server.handler.refuse_with = "451 4.3.0 try again later"
+    assert deliver_due() == 0
+    row = OutboxMessage.objects.get()
+    assert row.status == "pending" and row.attempts == 1 and row.due_at > timezone.now() + timedelta(seconds=20)
+    smtp_server.handler.refuse_with = None
+    assert deliver_due(now=row.due_at + timedelta(seconds=1)) == 1
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_permanent_refusal_fails_visibly_on_the_case(case, smtp_server):
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    smtp_server.handler.refuse_with = "550 5.1.1 no such user"
+    deliver_due()
+    assert OutboxMessage.objects.get().status == "failed"
+    assert case.events.filter(kind="mail_failed").exists()
+
+
+def test_an_unreachable_server_keeps_the_message_for_later(case, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_PORT = 1  # nothing listens there
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    assert deliver_due() == 0
+    row = OutboxMessage.objects.get()
+    assert row.status == "pending" and "Error" in row.last_error
+
+
+def test_a_claim_abandoned_by_a_dead_worker_is_taken_over(case, smtp_server):
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    OutboxMessage.objects.update(status="sending", claimed_until=timezone.now() - timedelta(seconds=1))
+    assert deliver_due() == 1
+    assert smtp_server.messages[0].message["Message-ID"].strip() == OutboxMessage.objects.get().message_id
