@@ -164,13 +164,15 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Outbound mail: the outbox worker hands messages to this SMTP server.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env("EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = envint("EMAIL_PORT", 2525)
+EMAIL_PORT = envint("EMAIL_PORT", 1025)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 15)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Front desk <frontdesk@closeloop.local>")
 CLOSELOOP_MAIL_DOMAIN = env("CLOSELOOP_MAIL_DOMAIN", "closeloop.local")
+# `closeloop run` catches outbound mail in $CLOSELOOP_DATA_DIR/sent-mail/ (demo and development).
+CLOSELOOP_DEMO_MAIL_SINK = envbool("CLOSELOOP_DEMO_MAIL_SINK", DEVELOPMENT)
 
 CLOSELOOP_MAX_UPLOAD_BYTES = envint("CLOSELOOP_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CLOSELOOP_MAX_UPLOAD_BYTES

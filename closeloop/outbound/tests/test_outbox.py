@@ -70,3 +70,29 @@ def test_a_claim_abandoned_by_a_dead_worker_is_taken_over(case, smtp_server):
     OutboxMessage.objects.update(status="sending", claimed_until=timezone.now() - timedelta(seconds=1))
     assert deliver_due() == 1
     assert smtp_server.messages[0].message["Message-ID"].strip() == OutboxMessage.objects.get().message_id
+
+
+def test_the_demo_mail_sink_keeps_sent_mail_as_files(case, settings, tmp_path):
+    import threading
+
+    from closeloop.outbound import devsink
+    from closeloop.testing.postgres import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.DATA_DIR = "127.0.0.1", free_port(), tmp_path
+    stop = threading.Event()
+    thread = threading.Thread(target=devsink.serve, args=(stop,))
+    thread.start()
+    try:
+        for _ in range(50):
+            if (tmp_path / "sent-mail").exists():
+                break
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.2)
+        actions.request_missing_info(case, actions.Actor.system())
+        assert deliver_due() == 1
+    finally:
+        stop.set()
+        thread.join()
+    [kept] = list((tmp_path / "sent-mail").glob("*.eml"))
+    assert case.reference.encode() in kept.read_bytes()

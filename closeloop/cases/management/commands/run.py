@@ -31,6 +31,11 @@ class Command(BaseCommand):
             self.stdout.write("Seeding the demo practice…")
             call_command("demo_seed")
         stop = threading.Event()
+        if settings.CLOSELOOP_DEMO_MAIL_SINK:
+            from closeloop.outbound.devsink import serve as mail_sink
+
+            threading.Thread(target=mail_sink, args=(stop,), name="mail-sink", daemon=True).start()
+            self.stdout.write(f"Outbound mail is kept in {settings.DATA_DIR / 'sent-mail'} (demo mail sink)")
         worker = threading.Thread(target=run_forever, args=(stop,), name="worker", daemon=True)
         worker.start()
         url = f"http://{options['host']}:{options['port']}/"
