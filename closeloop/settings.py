@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # serves Swagger UI from bundled static files, not a CDN (air-gapped sites)
     "closeloop.cases",
     "closeloop.outbound",
     "closeloop.intake",
