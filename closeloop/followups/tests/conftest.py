@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+
+NY = ZoneInfo("America/New_York")
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +18,18 @@ def _fresh_calendar_cache() -> Iterator[None]:
     invalidate_cache()
     yield
     invalidate_cache()
+
+
+@pytest.fixture
+def office(practice: Any) -> Any:
+    """Every demo team works Monday to Friday, 09:00-17:00 New York time, US holidays off."""
+    from closeloop.followups.models import BusinessCalendar, TeamCalendar
+
+    calendar = BusinessCalendar.objects.create(name="Lakeside", time_zone="America/New_York", country="US")
+    for team in practice.teams.values():
+        TeamCalendar.objects.create(team=team, calendar=calendar)
+    return calendar
+
+
+def ny(*args: int) -> datetime:
+    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
