@@ -33,3 +33,7 @@ def office(practice: Any) -> Any:
 
 def ny(*args: int) -> datetime:
     return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "heavy: multi-process crash tests (kept under ~60 s; they run in CI)")
