@@ -191,3 +191,15 @@ LOGGING = {
 }
 
 NINJA_PAGINATION_PER_PAGE = 50
+
+# ---- followups
+# Seconds a worker process keeps team calendars cached before reloading them (one query).
+CLOSELOOP_CALENDAR_CACHE_SECONDS = envint("CLOSELOOP_CALENDAR_CACHE_SECONDS", 60)
+# Seconds a claimed follow-up stays leased to a worker; a worker that dies frees it after this.
+CLOSELOOP_FOLLOWUP_LEASE_SECONDS = envint("CLOSELOOP_FOLLOWUP_LEASE_SECONDS", 300)
+# Noise budget defaults (request types may override with policy keys daily_cap, min_gap_hours, quiet_hours).
+CLOSELOOP_NOISE_DAILY_CAP = envint("CLOSELOOP_NOISE_DAILY_CAP", 5)
+CLOSELOOP_NOISE_MIN_GAP_HOURS = envint("CLOSELOOP_NOISE_MIN_GAP_HOURS", 4)
+CLOSELOOP_QUIET_HOURS = env("CLOSELOOP_QUIET_HOURS", "")  # e.g. "20:00-08:00", in the team's time zone
+# Minutes between staff digests (one message per person per period listing what they owe).
+CLOSELOOP_DIGEST_MINUTES = envint("CLOSELOOP_DIGEST_MINUTES", 60)

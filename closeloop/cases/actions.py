@@ -593,3 +593,71 @@ def record_event(case: Case, actor: Actor, kind: str, data: Mapping[str, Any] | 
 
 def open_stages() -> frozenset[str]:
     return frozenset(str(s) for s in OPEN_STAGES)
+
+
+# ---- followups actions
+
+
+def chase_requester(case: Case, actor: Actor, *, now: datetime | None = None) -> Event:
+    """Send the next chaser of the request type's cadence; after the last one, close with a notice.
+
+    The chaser and the case change commit together, so a crash leaves either both or neither;
+    the outbox key names the case, the step and the case version, so a retried action queues
+    one message.
+    """
+    if case.stage != Stage.AWAITING_INFO:
+        raise TransitionError(f"{case.reference} is not waiting on the requester for information")
+    now = _now(now)
+    steps = deadlines.cadence_days(case)
+    if case.followup_step >= len(steps):
+        with transaction.atomic():
+            return close(case, actor, outcome="no_response", now=now,
+                         note="We closed the request because we did not hear back. Reply to reopen it.")
+    from closeloop.outbound.outbox import enqueue
+    from closeloop.outbound.templates import render
+
+    before = _snapshot(case)
+    step, version = case.followup_step + 1, case.version
+    case.followup_step = step
+    with transaction.atomic():
+        event = _commit(case, before, actor, _Change("requester_chased", data={"step": step, "of": len(steps)}), now)
+        email = _requester_email(case)
+        if email:
+            subject, body = render(case, "chase", {})
+            enqueue(case=case, purpose="chase", to=[email], subject=subject, body=body, now=now,
+                    key=f"{case.pk}:chase:{step}@{version}")
+    return event
+
+
+def auto_close_answered(case: Case, actor: Actor, *, now: datetime | None = None) -> Event:
+    """Close an answered case the requester did not reply to, telling them how to reopen it."""
+    if case.stage != Stage.ANSWERED:
+        raise TransitionError(f"{case.reference} is not answered")
+    with transaction.atomic():
+        return close(case, actor, outcome="resolved", now=now,
+                     note="We closed the request as we did not hear back after our answer. Reply to reopen it.")
+
+
+def remind(case: Case, actor: Actor, *, who: Staff | None, kind: str, due: datetime,
+           data: Mapping[str, Any] | None = None, now: datetime | None = None) -> Event:
+    """Record that `who` was reminded of the case (the digest carries it) and when to look again."""
+    _require_open(case, "send a reminder")
+    now = _now(now)
+    if due <= now:
+        raise ActionError("the next look must be in the future", field="due")
+    before = _snapshot(case)
+    return _commit(case, before, actor, _Change(kind, due=due, data={
+        **dict(data or {}), "to": who.pk if who else None,
+    }), now)
+
+
+def remind_owner(case: Case, actor: Actor, *, due: datetime, data: Mapping[str, Any] | None = None,
+                 now: datetime | None = None) -> Event:
+    return remind(case, actor, who=case.owner, kind="owner_reminded", due=due, data=data, now=now)
+
+
+def remind_specialist(case: Case, actor: Actor, *, due: datetime, data: Mapping[str, Any] | None = None,
+                      now: datetime | None = None) -> Event:
+    if case.stage != Stage.AWAITING_SPECIALIST or case.specialist is None:
+        raise TransitionError(f"{case.reference} is not waiting on a specialist")
+    return remind(case, actor, who=case.specialist, kind="specialist_reminded", due=due, data=data, now=now)

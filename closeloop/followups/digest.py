@@ -1,0 +1,57 @@
+"""Staff digests: one message per person per period listing what they owe, most urgent first.
+
+`send_digests(limit)` (a worker job):
+1. find people with pending reminders (no digest yet);
+2. skip anyone who already got this period's digest (its outbox key exists);
+3. in one transaction, mark their pending reminders with the digest key (a conditional
+   UPDATE, so two workers never put one reminder in two digests) and queue the digest
+   through the outbox with the key `digest:<staff>:<period>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from closeloop.cases.models import Staff
+from closeloop.outbound.models import OutboxMessage
+from closeloop.outbound.outbox import enqueue
+
+from .models import Reminder
+
+
+def period_key(staff_id: int, now: datetime) -> str:
+    minutes = max(1, settings.CLOSELOOP_DIGEST_MINUTES)
+    return f"digest:{staff_id}:{int(now.timestamp() // (minutes * 60))}"
+
+
+def send_digests(limit: int = 100, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    staff_ids = list(Reminder.objects.filter(digest_key="").values_list("staff_id", flat=True)
+                     .order_by("staff_id").distinct()[:limit])
+    sent = 0
+    for staff_id in staff_ids:
+        key = period_key(staff_id, now)
+        if OutboxMessage.objects.filter(idempotency_key=key).exists():
+            continue
+        sent += _send_one(staff_id, key, now)
+    return sent
+
+
+def _send_one(staff_id: int, key: str, now: datetime) -> int:
+    staff = Staff.objects.select_related("user").get(pk=staff_id)
+    with transaction.atomic():
+        if not Reminder.objects.filter(staff_id=staff_id, digest_key="").update(digest_key=key):
+            return 0
+        items = list(Reminder.objects.filter(digest_key=key).select_related("case").order_by("urgency_at", "id"))
+        if not staff.user.email:
+            return 0
+        lines = [f"- {r.text} (due {r.urgency_at:%Y-%m-%d %H:%M} UTC)" for r in items]
+        enqueue(case=None, purpose="digest", to=[staff.user.email], key=key, now=now,
+                subject=f"closeloop: {len(items)} case(s) need you",
+                body=f"Hello {staff.display_name},\n\nWhat you owe, most urgent first:\n" + "\n".join(lines)
+                + f"\n\nOpen your queue: {settings.SITE_URL}/\n")
+    return 1

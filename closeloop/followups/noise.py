@@ -1,0 +1,82 @@
+"""The noise budget: how often one person may hear from us.
+
+Three rules, each configurable per request type (policy keys) with settings as defaults:
+- at most `daily_cap` follow-up messages per recipient in 24 hours;
+- never two about the same case within `min_gap_hours`;
+- nothing during the recipient's quiet hours (`quiet_hours: ["20:00", "08:00"]` in the team's zone).
+
+`next_allowed` answers "when may we write to this person about this case?"; the worker
+defers the follow-up to that instant instead of sending. `record` writes the ledger row in
+the caller's transaction, so a rolled-back follow-up leaves no trace in the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+
+from closeloop.cases.models import Case
+
+from .calendar import _minutes, calendar_for_team
+from .models import Sent
+
+
+@dataclass(frozen=True)
+class Budget:
+    daily_cap: int
+    min_gap: timedelta
+    quiet: tuple[int, int] | None  # minutes of day [start, end), may wrap midnight
+
+    @classmethod
+    def for_case(cls, case: Case) -> Budget:
+        policy = (case.request_type.policy if case.request_type else None) or {}
+        quiet = policy.get("quiet_hours", getattr(settings, "CLOSELOOP_QUIET_HOURS", ""))
+        if isinstance(quiet, str):
+            quiet = [p.strip() for p in quiet.split("-")] if quiet else None
+        return cls(
+            daily_cap=int(policy.get("daily_cap", settings.CLOSELOOP_NOISE_DAILY_CAP)),
+            min_gap=timedelta(hours=float(policy.get("min_gap_hours", settings.CLOSELOOP_NOISE_MIN_GAP_HOURS))),
+            quiet=(_minutes(quiet[0]), _minutes(quiet[1])) if quiet else None,
+        )
+
+
+def _in_quiet(budget: Budget, case: Case, at: datetime) -> datetime | None:
+    """The end of the quiet period `at` falls in, or None when it is not quiet."""
+    if budget.quiet is None:
+        return None
+    start, end = budget.quiet
+    local = at.astimezone(calendar_for_team(case.team_id).tz)
+    minute = local.hour * 60 + local.minute
+    quiet = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not quiet:
+        return None
+    day = local.date() if minute < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(end // 60 % 24, end % 60), tzinfo=local.tzinfo)
+
+
+def next_allowed(case: Case, recipient: str, now: datetime, budget: Budget | None = None) -> datetime:
+    """`now` when a message may go to `recipient` about `case`, else the earliest instant it may."""
+    budget = budget or Budget.for_case(case)
+    quiet_end = _in_quiet(budget, case, now)
+    if quiet_end is not None:
+        return quiet_end
+    window = now - timedelta(hours=24)
+    stats = Sent.objects.filter(recipient=recipient, at__gt=min(window, now - budget.min_gap)).aggregate(
+        today=Count("id", filter=Q(at__gt=window)),
+        last_here=Max("at", filter=Q(case=case)),
+    )
+    candidates = [now]
+    if stats["last_here"] is not None and stats["last_here"] + budget.min_gap > now:
+        candidates.append(stats["last_here"] + budget.min_gap)
+    if stats["today"] >= budget.daily_cap:
+        times = list(Sent.objects.filter(recipient=recipient, at__gt=window).order_by("-at")
+                     .values_list("at", flat=True)[: budget.daily_cap])
+        candidates.append(times[-1] + timedelta(hours=24))
+    return max(candidates)
+
+
+def record(case: Case, recipient: str, purpose: str, now: datetime) -> None:
+    Sent.objects.create(recipient=recipient, case=case, purpose=purpose, at=now)

@@ -1,0 +1,266 @@
+"""The follow-up worker job: claim due cases, re-evaluate them, act, set the next due time.
+
+`run_due(limit)`:
+1. claim up to `limit` open cases whose `next_due_at` has passed, earliest first, by
+   compare-and-set of (id, next_due_at) to a lease (`now + CLOSELOOP_FOLLOWUP_LEASE_SECONDS`).
+   On PostgreSQL the pick uses FOR UPDATE SKIP LOCKED so concurrent workers take disjoint
+   rows; the CAS is the same on both databases. A worker that dies holding a lease frees
+   the case when the lease runs out;
+2. load the claimed cases in one query;
+3. for each, re-read the state (reply arrived? snoozed? reassigned? closed? outside
+   business hours?) and act through `cases.actions`, in one transaction per case; the
+   action's version check makes a concurrent staff edit win, never a double action;
+4. a case whose evaluation raises gets its due time pushed forward (fail forward), the
+   rest of the batch still runs, and the first error is re-raised at the end.
+
+Due times always count from *now*, so a follow-up due long ago (the worker was down) is
+performed once and the next one is scheduled from the moment it was performed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from closeloop.cases import actions
+from closeloop.cases.deadlines import policy
+from closeloop.cases.models import Case, Event, Role, Staff
+from closeloop.cases.stages import NextAction, Stage, WaitingOn
+
+from . import noise
+from .assignment import pick_owner, stale_owner
+from .calendar import calendar_for_team
+from .clocks import Clock, sla_status
+from .models import Reminder
+
+log = logging.getLogger(__name__)
+SYSTEM = actions.Actor.system("follow-ups")
+FAIL_FORWARD = timedelta(minutes=15)
+DEFAULT_FRACTIONS = [0.5, 0.9]
+DEFAULT_CHAIN = ["team_lead", "supervisor"]
+DEFAULT_BREACH_REPEAT_HOURS = 8.0
+MAX_LOOK_AHEAD_HOURS = 8.0  # staff-held cases are looked at at least once a business day
+OWNER_HELD = {WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.EXTERNAL}
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.CLOSELOOP_FOLLOWUP_LEASE_SECONDS)
+
+
+def claim(limit: int, now: datetime, lease: datetime) -> list[int]:
+    """Lease up to `limit` due open cases to this worker (next_due_at = lease); returns their ids."""
+    due = Case.objects.filter(next_due_at__lte=now).exclude(stage=Stage.CLOSED).order_by("next_due_at", "id")
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            picked = list(due.select_for_update(skip_locked=True).values_list("id", "next_due_at")[:limit])
+            return [pk for pk, at in picked if Case.objects.filter(pk=pk, next_due_at=at).update(next_due_at=lease)]
+    return [pk for pk, at in due.values_list("id", "next_due_at")[:limit]
+            if Case.objects.filter(pk=pk, next_due_at=at).update(next_due_at=lease) == 1]
+
+
+def run_due(limit: int = 100, now: datetime | None = None) -> int:
+    """Worker job: handle up to `limit` due follow-ups; returns how many were handled."""
+    now = now or timezone.now()
+    lease = lease_until(now)
+    ids = claim(limit, now, lease)
+    if not ids:
+        return 0
+    cases = Case.objects.select_related("request_type", "team", "owner__user", "specialist__user",
+                                        "requester").in_bulk(ids)
+    first_error: Exception | None = None
+    for pk in ids:
+        case = cases.get(pk)
+        if case is None:
+            continue
+        try:
+            outcome = handle(case, now)
+            log.debug("%s: %s", case.reference, outcome)
+        except actions.ConflictError:
+            log.info("%s changed while we looked at it; its new due time stands", case.reference)
+        except Exception as exc:
+            # Fail forward: still ours (lease unchanged) → look again later, not in a crash loop.
+            Case.objects.filter(pk=pk, next_due_at=lease).update(next_due_at=now + FAIL_FORWARD)
+            log.exception("follow-up of %s failed; retrying in %s", case.reference, FAIL_FORWARD)
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return len(ids)
+
+
+def _set_due(case: Case, when: datetime) -> None:
+    """Move only the timer; a concurrent edit (version changed) already set its own."""
+    Case.objects.filter(pk=case.pk, version=case.version).update(next_due_at=when)
+    case.next_due_at = when
+
+
+def handle(case: Case, now: datetime) -> str:
+    """Re-evaluate one claimed case from its current state and do what is due."""
+    if not case.is_open:
+        return "closed"
+    if case.snoozed_until is not None:
+        if case.snoozed_until <= now:
+            actions.wake(case, SYSTEM, now=now)
+            return "woken"
+        _set_due(case, case.snoozed_until)
+        return "snoozed"
+    if case.next_action == NextAction.WAKE:
+        actions.wake(case, SYSTEM, now=now)
+        return "woken"
+    if case.stage == Stage.AWAITING_INFO:
+        return _to_requester(case, now, "chase")
+    if case.stage == Stage.ANSWERED:
+        return _to_requester(case, now, "autoclose")
+    return _staff_held(case, now)
+
+
+# ---------------------------------------------------------------- the requester side
+
+
+def _to_requester(case: Case, now: datetime, what: str) -> str:
+    """Chase (or auto-close) in business hours and within the recipient's noise budget."""
+    calendar = calendar_for_team(case.team_id)
+    if not calendar.is_open_at(now):
+        _set_due(case, calendar.next_open(now))
+        return "deferred to opening"
+    email = case.requester.email if case.requester else ""
+    if email:
+        allowed = noise.next_allowed(case, email, now)
+        if allowed > now:
+            _set_due(case, allowed)
+            return "deferred by noise budget"
+    with transaction.atomic():
+        if what == "chase":
+            event = actions.chase_requester(case, SYSTEM, now=now)
+        else:
+            event = actions.auto_close_answered(case, SYSTEM, now=now)
+        if email:
+            noise.record(case, email, event.kind, now)
+    return event.kind
+
+
+# ---------------------------------------------------------------- the staff side
+
+
+def _staff_held(case: Case, now: datetime) -> str:
+    if case.owner_id is None and case.waiting_on == WaitingOn.OWNER:
+        owner = pick_owner(case, now)
+        if owner is not None:
+            actions.assign(case, SYSTEM, owner=owner, reason="automatic assignment", now=now)
+            return "assigned"
+    if case.owner_id is not None and case.waiting_on == WaitingOn.OWNER and stale_owner(case, now):
+        owner = pick_owner(case, now, exclude=case.owner_id)
+        if owner is not None:
+            return _reassign(case, owner, now)
+    events = list(Event.objects.filter(case_id=case.pk).order_by("at", "id"))
+    status = sla_status(case, now, events)
+    chain = _policy_list(case, "escalation_chain", DEFAULT_CHAIN)
+    if status.breached and case.escalation_level < len(chain):
+        return _escalate(case, chain[case.escalation_level], status.clocks, now)
+    due = _next_look(case, status.clocks, now)
+    crossed = _crossed(case, status.clocks, events)
+    if crossed is not None or case.next_action in (NextAction.CHASE_SPECIALIST, NextAction.CHECK_EXTERNAL):
+        return _remind(case, crossed, due, now)
+    _set_due(case, due)
+    return "rescheduled"
+
+
+def _policy_list(case: Case, key: str, default: list[Any]) -> list[Any]:
+    value = policy(case, key, default)
+    if not isinstance(value, list):
+        raise ValueError(f"policy {key!r} of {case.request_type} must be a list, got {value!r}")
+    return value
+
+
+def _fractions(case: Case) -> list[float]:
+    return sorted(float(f) for f in _policy_list(case, "reminder_fractions", DEFAULT_FRACTIONS))
+
+
+def _crossed(case: Case, clocks: list[Clock], events: list[Event]) -> tuple[Clock, float] | None:
+    """The highest reminder threshold a running clock has passed that nobody was reminded of."""
+    done = {(e.data.get("target"), e.data.get("fraction")) for e in events
+            if e.kind in ("owner_reminded", "specialist_reminded")}
+    best: tuple[Clock, float] | None = None
+    for clock in clocks:
+        if not clock.running:
+            continue
+        passed = [f for f in _fractions(case) if clock.fraction >= f]
+        if passed and (clock.target, passed[-1]) not in done and (best is None or passed[-1] > best[1]):
+            best = (clock, passed[-1])
+    return best
+
+
+def _next_look(case: Case, clocks: list[Clock], now: datetime) -> datetime:
+    """The next threshold or breach of a running clock, at most a business day away."""
+    cal = calendar_for_team(case.team_id)
+    hours = MAX_LOOK_AHEAD_HOURS
+    if case.next_action == NextAction.CHASE_SPECIALIST:
+        hours = float(policy(case, "specialist_reminder_hours", 16.0))  # type: ignore[arg-type]
+    if case.next_action == NextAction.CHECK_EXTERNAL:
+        hours = float(policy(case, "external_check_days", 3)) * 8  # type: ignore[arg-type]
+    for clock in clocks:
+        if not clock.running:
+            continue
+        for point in [*(f * clock.target_seconds for f in _fractions(case)), clock.target_seconds]:
+            if point > clock.elapsed_seconds:
+                hours = min(hours, (point - clock.elapsed_seconds) / 3600)
+    return max(cal.add_hours(now, hours), now + timedelta(seconds=1))
+
+
+def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now: datetime) -> str:
+    data: dict[str, object] = {"reason": case.next_action}
+    if crossed is not None:
+        clock, fraction = crossed
+        data = {"target": clock.target, "fraction": fraction, "remaining_seconds": round(clock.remaining_seconds)}
+    specialist = case.waiting_on == WaitingOn.SPECIALIST and case.specialist is not None
+    who = case.specialist if specialist else (case.owner or (case.team.lead if case.team else None))
+    with transaction.atomic():
+        if specialist:
+            event = actions.remind_specialist(case, SYSTEM, due=due, data=data, now=now)
+        else:
+            event = actions.remind_owner(case, SYSTEM, due=due, data=data, now=now)
+        if who is not None:
+            Reminder.objects.create(staff=who, case=case, kind=event.kind, text=_reminder_text(case, data)[:300],
+                                    urgency_at=case.resolution_due_at or due, created_at=now)
+    return event.kind
+
+
+def _reminder_text(case: Case, data: dict[str, object]) -> str:
+    if "target" in data:
+        label = str(data["target"]).replace("_", " ")
+        return f"{case.reference} {case.subject}: {int(float(data['fraction']) * 100)}% of the {label} target used"  # type: ignore[arg-type]
+    return f"{case.reference} {case.subject}: {NextAction(case.next_action).label.lower()}"
+
+
+def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
+    breached = ", ".join(c.target.replace("_", " ") for c in clocks if c.breached and not c.stopped)
+    target = _chain_target(case, step)
+    hours = float(policy(case, "breach_repeat_hours", DEFAULT_BREACH_REPEAT_HOURS))  # type: ignore[arg-type]
+    with transaction.atomic():
+        actions.escalate(case, SYSTEM, reason=f"{breached} target breached", to=target, now=now)
+        _set_due(case, calendar_for_team(case.team_id).add_hours(now, hours))
+    return "escalated"
+
+
+def _chain_target(case: Case, step: str) -> Staff | None:
+    if step == "team_lead" and case.team and case.team.lead_id and case.team.lead_id != case.owner_id:
+        return case.team.lead
+    return Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(pk=case.owner_id or 0).order_by(
+        "id").first()
+
+
+def _reassign(case: Case, owner: Staff, now: datetime) -> str:
+    from closeloop.outbound.outbox import enqueue
+
+    previous = case.owner
+    with transaction.atomic():
+        event = actions.assign(case, SYSTEM, owner=owner, reason="the owner did not act in time", now=now)
+        recipients = [s.user.email for s in (previous, owner) if s is not None and s.user.email]
+        enqueue(case=case, purpose="reassigned", to=recipients, subject=f"Reassigned: {case.reference} {case.subject}",
+                body=f"{case.reference} moved from {previous} to {owner}: no action within the agreed time.",
+                now=now, key=f"{case.pk}:reassigned:{event.pk}")
+    return "reassigned"
