@@ -71,7 +71,7 @@ def practice(db: None) -> Any:
     from closeloop.cases.demo import seed
     from closeloop.cases.models import RequestType, Staff, Team
 
-    seed(cases=0)
+    seed(cases=0, calendars=False)
 
     class Practice:
         teams = {t.slug: t for t in Team.objects.all()}

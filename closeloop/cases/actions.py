@@ -9,7 +9,7 @@ Side effects (mail) go through the outbox, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,8 @@ __all__ = [
     "draft_reply", "escalate", "hand_to_specialist", "merge", "open_case", "record_event", "record_fields",
     "record_inbound_message", "record_specialist_answer", "reopen", "request_missing_info",
     "send_to_triage", "set_request_type", "snooze", "wait_on", "wake",
+    # follow-up engine
+    "auto_close_answered", "chase_requester", "remind", "remind_owner", "remind_specialist",
 ]
 
 
@@ -117,7 +119,9 @@ def _establish_invariant(case: Case, change: _Change, now: datetime) -> None:
     case.next_due_at = change.due or deadlines.next_due(case, now)
 
 
-def _commit(case: Case, before: dict[str, Any], actor: Actor, change: _Change, now: datetime) -> Event:
+def _commit(case: Case, before: dict[str, Any], actor: Actor, change: _Change, now: datetime,
+            then: Callable[[Event], None] | None = None) -> Event:
+    """Write the change, its event and (`then`) its side effects in one transaction."""
     from_stage = before["stage"]
     if change.stage is not None:
         check_move(from_stage, change.stage)
@@ -133,7 +137,10 @@ def _commit(case: Case, before: dict[str, Any], actor: Actor, change: _Change, n
                 f"{case.reference} was changed by someone else; reload it and try again"
             )
         case.version += 1
-        return _event(case, actor, change.kind, from_stage, now, change.data)
+        event = _event(case, actor, change.kind, from_stage, now, change.data)
+        if then is not None:
+            then(event)
+        return event
 
 
 def _event(case: Case, actor: Actor, kind: str, from_stage: str, now: datetime, data: dict[str, Any]) -> Event:
@@ -369,13 +376,14 @@ def request_missing_info(case: Case, actor: Actor, *, fields: list[str] | None =
     case.followup_step = 0
     if wanted:
         case.missing_fields = sorted(set(case.missing_fields) | set(wanted))
-    event = _commit(case, before, actor, _Change("info_requested", stage=Stage.AWAITING_INFO,
-                                                 data={"fields": wanted, "message": message}), now)
     from closeloop.outbound.templates import render
 
-    subject, body = render(case, "missing_info", {"fields": wanted, "message": message})
-    _notify(case, "missing_info", [_requester_email(case)], subject, body, sequence=event.pk, now=now)
-    return event
+    def mail(event: Event) -> None:
+        subject, body = render(case, "missing_info", {"fields": wanted, "message": message})
+        _notify(case, "missing_info", [_requester_email(case)], subject, body, sequence=event.pk, now=now)
+
+    return _commit(case, before, actor, _Change("info_requested", stage=Stage.AWAITING_INFO,
+                                                data={"fields": wanted, "message": message}), now, then=mail)
 
 
 def wait_on(case: Case, actor: Actor, *, party: str, until: datetime, reason: str = "",
@@ -406,13 +414,15 @@ def hand_to_specialist(case: Case, actor: Actor, *, specialist: Staff, question:
     now = _now(now)
     before = _snapshot(case)
     case.specialist, case.specialist_question, case.followup_step = specialist, question.strip(), 0
-    event = _commit(case, before, actor, _Change("handed_to_specialist", stage=Stage.AWAITING_SPECIALIST,
-                                                 data={"specialist": specialist.pk, "question": question}), now)
     from closeloop.outbound.templates import render
 
-    subject, body = render(case, "specialist_brief", {"question": question})
-    _notify(case, "specialist_brief", [specialist.user.email], subject, body, sequence=event.pk, now=now)
-    return event
+    def mail(event: Event) -> None:
+        subject, body = render(case, "specialist_brief", {"question": question})
+        _notify(case, "specialist_brief", [specialist.user.email], subject, body, sequence=event.pk, now=now)
+
+    return _commit(case, before, actor, _Change("handed_to_specialist", stage=Stage.AWAITING_SPECIALIST,
+                                                data={"specialist": specialist.pk, "question": question}), now,
+                   then=mail)
 
 
 def record_specialist_answer(case: Case, actor: Actor, *, answer: str, now: datetime | None = None) -> Event:
@@ -514,13 +524,14 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
         case.owner = target
         if case.team_id and not target.teams.filter(pk=case.team_id).exists():
             case.team = target.teams.first() or case.team
-    event = _commit(case, before, actor, _Change("escalated", data={
+    def mail(event: Event) -> None:
+        if target is not None:
+            _notify(case, "escalation", [target.user.email], f"Escalated: {case.reference} {case.subject}",
+                    f"{case.reference} was escalated to you: {reason}", sequence=event.pk, now=now)
+
+    return _commit(case, before, actor, _Change("escalated", data={
         "reason": reason, "level": case.escalation_level, "to": target.pk if target else None,
-    }), now)
-    if target is not None:
-        _notify(case, "escalation", [target.user.email], f"Escalated: {case.reference} {case.subject}",
-                f"{case.reference} was escalated to you: {reason}", sequence=event.pk, now=now)
-    return event
+    }), now, then=mail)
 
 
 def _escalation_target(case: Case) -> Staff | None:
@@ -544,14 +555,16 @@ def close(case: Case, actor: Actor, *, outcome: str, note: str = "", notify: boo
     now = _now(now)
     before = _snapshot(case)
     case.outcome, case.outcome_note, case.closed_at = outcome.strip()[:40], note, now
-    event = _commit(case, before, actor, _Change("closed", stage=Stage.CLOSED,
-                                                 data={"outcome": outcome, "note": note, "notified": notify}), now)
-    if notify and outcome != "merged":
-        from closeloop.outbound.templates import render
+    from closeloop.outbound.templates import render
 
-        subject, body = render(case, "outcome", {"outcome": outcome, "note": note})
-        _notify(case, "outcome", [_requester_email(case)], subject, body, sequence=event.pk, now=now)
-    return event
+    def mail(event: Event) -> None:
+        if notify and outcome != "merged":
+            subject, body = render(case, "outcome", {"outcome": outcome, "note": note})
+            _notify(case, "outcome", [_requester_email(case)], subject, body, sequence=event.pk, now=now)
+
+    return _commit(case, before, actor, _Change("closed", stage=Stage.CLOSED,
+                                                data={"outcome": outcome, "note": note, "notified": notify}), now,
+                   then=mail)
 
 
 def reopen(case: Case, actor: Actor, *, reason: str, now: datetime | None = None) -> Event:

@@ -72,9 +72,9 @@ def next_due(case: Case, now: datetime) -> datetime:
     if action == NextAction.CONFIRM_RESOLVED:
         days = float(policy(case, "autoclose_days", DEFAULT_CONFIRM_DAYS))  # type: ignore[arg-type]
         return add_business_hours(case, now, days * BUSINESS_DAY_HOURS)
-    # WORK: the earliest open SLA target, but never in the past and never later than a day.
+    # WORK: the earliest SLA target still ahead, else a business day from now (a breached
+    # target escalates once through the follow-up engine; it must not fire every few minutes).
+    soon = now + timedelta(minutes=5)
     candidates = [d for d in (case.first_response_due_at if not case.first_responded_at else None,
-                              case.resolution_due_at) if d is not None]
-    day = add_business_hours(case, now, BUSINESS_DAY_HOURS)
-    due = min([*candidates, day])
-    return max(due, now + timedelta(minutes=5))
+                              case.resolution_due_at) if d is not None and d > soon]
+    return min([*candidates, add_business_hours(case, now, BUSINESS_DAY_HOURS)])

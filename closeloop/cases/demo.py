@@ -68,11 +68,15 @@ SUBJECTS = {
 }
 
 
-def seed(*, seed_value: int = 7, cases: int = 40) -> None:
+def seed(*, seed_value: int = 7, cases: int = 40, calendars: bool = True) -> None:
+    """Create the practice. `calendars=False` leaves every team always open (tests that
+    reason in wall-clock hours use that)."""
     rng = random.Random(seed_value)
     with transaction.atomic():
         teams = {slug: Team.objects.create(name=name, slug=slug, email=f"{slug}@lakeside-ortho.example")
                  for name, slug in TEAMS}
+        if calendars:
+            _calendars(teams)
         staff = _people(teams)
         teams["intake"].lead = staff["jordan"]
         teams["intake"].save(update_fields=["lead"])
@@ -85,6 +89,15 @@ def seed(*, seed_value: int = 7, cases: int = 40) -> None:
                 confidence_threshold=0.8, policy={"autoclose_days": 5, "specialist_reminder_hours": 16},
             )
         _cases(rng, types, staff, cases)
+
+
+def _calendars(teams: dict[str, Team]) -> None:
+    from closeloop.followups.models import BusinessCalendar, TeamCalendar
+
+    office = BusinessCalendar.objects.create(name="Lakeside office hours", time_zone="America/New_York",
+                                             country="US", subdivision="MA", is_default=True)
+    for team in teams.values():
+        TeamCalendar.objects.create(team=team, calendar=office)
 
 
 def _people(teams: dict[str, Team]) -> dict[str, Staff]:
