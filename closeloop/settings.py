@@ -187,3 +187,13 @@ LOGGING = {
 }
 
 NINJA_PAGINATION_PER_PAGE = 50
+
+# ---- analytics
+# Working hours without an event before an open case counts as stalled.
+CLOSELOOP_ANALYTICS_STALL_HOURS = envint("CLOSELOOP_ANALYTICS_STALL_HOURS", 8)
+# Minutes past its due time before a follow-up counts as missed.
+CLOSELOOP_ANALYTICS_MISSED_MINUTES = envint("CLOSELOOP_ANALYTICS_MISSED_MINUTES", 60)
+# Consecutive days of arrivals above completions that raise the drowning warning.
+CLOSELOOP_ANALYTICS_WARN_DAYS = envint("CLOSELOOP_ANALYTICS_WARN_DAYS", 3)
+# Bearer token for /metrics; empty means only requests from localhost are answered.
+CLOSELOOP_METRICS_TOKEN = envsecret("CLOSELOOP_METRICS_TOKEN")

@@ -274,6 +274,7 @@ def stall_table(current: list[CaseRow], labels: Labels, now: datetime, clock: Cl
         if seconds > limit:
             table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
                       waiting_on=row.waiting_on, stage=row.stage, idle=hours(seconds))
+    table.cases["all"] = [int(r["key"]) for r in table.rows]
     return table
 
 
@@ -291,6 +292,7 @@ def missed_table(current: list[CaseRow], labels: Labels, now: datetime) -> Table
             table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
                       waiting_on=row.waiting_on, due=row.next_due_at.isoformat(timespec="minutes"),
                       late=hours((now - row.next_due_at).total_seconds()))
+    table.cases["all"] = [int(r["key"]) for r in table.rows]
     return table
 
 

@@ -20,9 +20,10 @@ class Table:
         self.rows.append({"key": key, **values})
         self.cases[key] = case_ids
 
-    def cells(self) -> list[tuple[str, list[Any]]]:
-        """(row key, values in column order) for templates."""
-        return [(row["key"], [row.get(k) for k, _ in self.columns]) for row in self.rows]
+    def cells(self) -> list[tuple[str, list[Any], bool]]:
+        """(row key, values in column order, whether cases lie behind it) for templates."""
+        return [(row["key"], [row.get(k) for k, _ in self.columns], bool(self.cases.get(row["key"])))
+                for row in self.rows]
 
     def to_csv(self) -> str:
         out = io.StringIO()
