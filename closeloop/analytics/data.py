@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Lead
@@ -96,7 +97,7 @@ def case_rows(cases: QuerySet[Case]) -> list[CaseRow]:
     return [_row(r) for r in rows]
 
 
-def _row(r: dict) -> CaseRow:
+def _row(r: Any) -> CaseRow:
     acks = [a for a in (r["ack_event"], r["ack_message"]) if a is not None]
     return CaseRow(
         id=r["id"], team_id=r["team_id"], owner_id=r["owner_id"], request_type=r["request_type__slug"],

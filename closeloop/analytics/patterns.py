@@ -32,7 +32,8 @@ def arrivals(rng: random.Random, start: datetime, days: float, per_day: float) -
     (a thinned Poisson process)."""
     mean_weight = sum(HOURLY) / 24 * sum(WEEKDAY) / 7
     peak_rate = per_day / 86400 * PEAK / mean_weight  # arrivals per second at the busiest hour
-    out, t, end = [], start, start + timedelta(days=days)
+    out: list[datetime] = []
+    t, end = start, start + timedelta(days=days)
     while True:
         t += timedelta(seconds=rng.expovariate(peak_rate))
         if t >= end:

@@ -105,7 +105,7 @@ def table_csv(request: HttpRequest, name: str) -> HttpResponse:
         return figures
     if name not in figures.tables:
         raise Http404("no such table")
-    AuditEntry.objects.create(user=request.user, action="analytics_export", detail=name,
+    AuditEntry.objects.create(user=staff.user, action="analytics_export", detail=name,
                               ip=request.META.get("REMOTE_ADDR"))
     response = HttpResponse(figures.tables[name].to_csv(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="closeloop-{name}.csv"'
