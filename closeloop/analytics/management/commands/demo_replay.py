@@ -44,7 +44,11 @@ class Command(BaseCommand):
                         specialist_name=options["specialist"], channels=channels, per_day=options["per_day"],
                         capacity_per_hour=options["capacity"], speed=options["speed"], seed=options["seed"])
         self.stdout.write(f"Replaying {options['days']:g} days at {options['speed']:g}× into {options['url']} …")
-        tally = replay.run(options["days"])
+        try:
+            tally = replay.run(options["days"])
+        finally:
+            staff.close()
+            specialist.close()
         self.stdout.write(f"sent: {tally.sent}")
         self.stdout.write(f"staff actions: {tally.actions}")
         if tally.errors:
