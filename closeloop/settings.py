@@ -203,3 +203,13 @@ CLOSELOOP_NOISE_MIN_GAP_HOURS = envint("CLOSELOOP_NOISE_MIN_GAP_HOURS", 4)
 CLOSELOOP_QUIET_HOURS = env("CLOSELOOP_QUIET_HOURS", "")  # e.g. "20:00-08:00", in the team's time zone
 # Minutes between staff digests (one message per person per period listing what they owe).
 CLOSELOOP_DIGEST_MINUTES = envint("CLOSELOOP_DIGEST_MINUTES", 60)
+
+# ---- analytics
+# Working hours without an event before an open case counts as stalled.
+CLOSELOOP_ANALYTICS_STALL_HOURS = envint("CLOSELOOP_ANALYTICS_STALL_HOURS", 8)
+# Minutes past its due time before a follow-up counts as missed.
+CLOSELOOP_ANALYTICS_MISSED_MINUTES = envint("CLOSELOOP_ANALYTICS_MISSED_MINUTES", 60)
+# Consecutive days of arrivals above completions that raise the drowning warning.
+CLOSELOOP_ANALYTICS_WARN_DAYS = envint("CLOSELOOP_ANALYTICS_WARN_DAYS", 3)
+# Bearer token for /metrics; empty means only requests from localhost are answered.
+CLOSELOOP_METRICS_TOKEN = envsecret("CLOSELOOP_METRICS_TOKEN")

@@ -1,4 +1,13 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from . import views
+
 app_name = "analytics"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("metrics", views.metrics, name="metrics"),
+    path("tables/<slug:name>.csv", views.table_csv, name="csv"),
+    path("cases/<slug:name>/<str:key>/", views.drill, name="drill"),
+]

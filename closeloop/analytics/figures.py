@@ -1,0 +1,309 @@
+"""Latency figures from the ledger: where the time went, where cases stall, SLA with pauses.
+
+`report(scope)` computes every table in a handful of queries (see data.py) and returns
+them with the headline numbers. Durations are working seconds on the case team's
+calendar (clock.py); percentiles are p50/p90 by linear interpolation (stats.py).
+Merged duplicates are left out of latency figures: the primary case carries the work.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from closeloop.cases.ledger import PAUSED_PARTIES
+from closeloop.cases.models import RequestType, Staff, Team
+from closeloop.cases.stages import Stage, WaitingOn
+
+from .clock import Clock
+from .data import CaseRow, Scope, Span, case_rows, ownership_changes, spans
+from .load import drowning
+from .stats import hours, summary
+from .tables import Table
+
+MILESTONES: list[tuple[str, str, Callable[[CaseRow], datetime | None]]] = [
+    ("ack", "Acknowledge", lambda c: c.ack_at),
+    ("human", "First human action", lambda c: c.first_staff_at),
+    ("answer", "First answer", lambda c: c.first_reply_at),
+    ("close", "Close", lambda c: c.closed_at if not c.is_open else None),
+]
+DIMENSIONS = [("type", "Request type"), ("team", "Team"), ("owner", "Owner"), ("channel", "Channel"),
+              ("week", "Week opened")]
+
+
+@dataclass
+class Labels:
+    teams: dict[int, str]
+    staff: dict[int, str]
+    types: dict[str, str]
+
+    @classmethod
+    def load(cls) -> Labels:
+        return cls(dict(Team.objects.values_list("id", "name")),
+                   {s.pk: s.display_name for s in Staff.objects.select_related("user")},
+                   dict(RequestType.objects.values_list("slug", "name")))
+
+    def holder(self, owner_id: int | None, team_id: int | None) -> str:
+        if owner_id is not None:
+            return self.staff.get(owner_id, f"staff {owner_id}")
+        return f"{self.teams.get(team_id or 0, 'no team')} queue"
+
+
+@dataclass
+class Report:
+    scope: Scope
+    tables: dict[str, Table] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, table: Table) -> None:
+        self.tables[table.name] = table
+
+
+def report(scope: Scope) -> Report:
+    clock, labels, out = Clock(), Labels.load(), Report(scope)
+    rows = [r for r in case_rows(scope.cases()) if not r.merged]
+    by_case = _attach_spans(rows, spans(scope.cases(), scope.now), clock)
+    for name, title in DIMENSIONS:
+        out.add(latency_table(name, title, rows, clock, labels))
+    out.add(held_table(rows))
+    out.add(dwell_table(rows))
+    out.add(handoff_table(ownership_changes(scope.cases())))
+    out.add(sla_table(rows, by_case, clock, labels))
+    current = case_rows(scope.visible().exclude(stage=Stage.CLOSED))
+    out.add(holding_table(current, labels, scope.now, clock))
+    out.add(stall_table(current, labels, scope.now, clock))
+    out.add(missed_table(current, labels, scope.now))
+    out.tables.update(drowning(scope))
+    out.headline = _headline(out, rows, current, clock)
+    return out
+
+
+def _attach_spans(rows: list[CaseRow], all_spans: Iterable[Span], clock: Clock) -> dict[int, list[Span]]:
+    index = {r.id: r for r in rows}
+    by_case: dict[int, list[Span]] = defaultdict(list)
+    for span in all_spans:
+        row = index.get(span.case_id)
+        if row is None:
+            continue
+        by_case[span.case_id].append(span)
+        seconds = clock.seconds(span.team_id, span.start, span.end) or 0.0
+        row.held[span.party] = row.held.get(span.party, 0.0) + seconds
+        row.dwell[span.stage] = row.dwell.get(span.stage, 0.0) + seconds
+    return by_case
+
+
+def _key(row: CaseRow, dimension: str, labels: Labels) -> tuple[str, str]:
+    if dimension == "type":
+        slug = row.request_type or "untyped"
+        return slug, labels.types.get(slug, "Untyped")
+    if dimension == "team":
+        return str(row.team_id or 0), labels.teams.get(row.team_id or 0, "No team")
+    if dimension == "owner":
+        return str(row.owner_id or 0), labels.holder(row.owner_id, row.team_id) if row.owner_id else "Unowned"
+    if dimension == "channel":
+        return row.channel or "unknown", row.channel or "unknown"
+    year, week, _ = row.opened_at.isocalendar()
+    return f"{year}-W{week:02d}", f"{year}-W{week:02d}"
+
+
+def _latency_seconds(row: CaseRow, clock: Clock) -> dict[str, float | None]:
+    return {name: clock.seconds(row.team_id, row.opened_at, pick(row)) for name, _, pick in MILESTONES}
+
+
+def latency_table(dimension: str, title: str, rows: list[CaseRow], clock: Clock, labels: Labels) -> Table:
+    columns = [("label", title), ("cases", "Cases")]
+    for name, heading, _ in MILESTONES:
+        columns += [(f"{name}_n", f"{heading} n"), (f"{name}_p50", f"{heading} p50 h"),
+                    (f"{name}_p90", f"{heading} p90 h")]
+    table = Table(f"latency_{dimension}", f"Response times by {title.lower()} (working hours)", columns)
+    groups: dict[str, list[CaseRow]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for row in rows:
+        key, label = _key(row, dimension, labels)
+        groups[key].append(row)
+        names[key] = label
+    latencies = {r.id: _latency_seconds(r, clock) for r in rows}
+    for key in sorted(groups, key=lambda k: names[k]):
+        members = groups[key]
+        values: dict[str, Any] = {"label": names[key], "cases": len(members)}
+        for name, _, _ in MILESTONES:
+            s = summary(latencies[r.id][name] for r in members)
+            values.update({f"{name}_n": s["n"], f"{name}_p50": s["p50"], f"{name}_p90": s["p90"]})
+        table.add(key, [r.id for r in members], **values)
+    return table
+
+
+def held_table(rows: list[CaseRow]) -> Table:
+    table = Table("held", "Time held by each party (working hours)", [
+        ("label", "Party"), ("cases", "Cases"), ("total", "Total h"), ("share", "Share %"),
+        ("p50", "Per case p50 h"), ("p90", "Per case p90 h")])
+    grand = sum(sum(r.held.values()) for r in rows) or 1.0
+    for party in (WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.REQUESTER, WaitingOn.EXTERNAL):
+        holders = [r for r in rows if r.held.get(party)]
+        total = sum(r.held[party] for r in holders)
+        s = summary(r.held[party] for r in holders)
+        table.add(str(party), [r.id for r in holders], label=WaitingOn(party).label, cases=len(holders),
+                  total=hours(total), share=round(100 * total / grand, 1), p50=s["p50"], p90=s["p90"])
+    return table
+
+
+def dwell_table(rows: list[CaseRow]) -> Table:
+    table = Table("dwell", "Dwell time per stage (working hours)", [
+        ("label", "Stage"), ("cases", "Cases"), ("total", "Total h"), ("p50", "p50 h"), ("p90", "p90 h")])
+    for stage in Stage:
+        visited = [r for r in rows if r.dwell.get(stage)]
+        if not visited:
+            continue
+        s = summary(r.dwell[stage] for r in visited)
+        table.add(str(stage), [r.id for r in visited], label=stage.label, cases=len(visited),
+                  total=hours(sum(r.dwell[stage] for r in visited)), p50=s["p50"], p90=s["p90"])
+    return table
+
+
+def handoffs(chain: list[int | None]) -> tuple[int, int]:
+    """(handoffs, ping-pongs) in an owner chain: a handoff is a change between two people,
+    a ping-pong is a return to the person who had it two owners before (A → B → A)."""
+    people = [o for o in chain if o is not None]
+    collapsed = [o for i, o in enumerate(people) if i == 0 or o != people[i - 1]]
+    pongs = sum(1 for i in range(2, len(collapsed)) if collapsed[i] == collapsed[i - 2])
+    return len(collapsed) - 1 if collapsed else 0, pongs
+
+
+def handoff_table(chains: dict[int, list[int | None]]) -> Table:
+    table = Table("handoffs", "Handoffs between people per case", [
+        ("label", "Handoffs"), ("cases", "Cases"), ("ping_pong", "Cases with ping-pong (A→B→A)")])
+    buckets: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for case_id, chain in chains.items():
+        count, pongs = handoffs(chain)
+        buckets[str(min(count, 3))].append((case_id, pongs))
+    for key in sorted(buckets):
+        members = buckets[key]
+        table.add(key, [c for c, _ in members], label="3 or more" if key == "3" else key, cases=len(members),
+                  ping_pong=sum(1 for _, p in members if p))
+    pong_cases = [c for c, chain in chains.items() if handoffs(chain)[1]]
+    table.cases["ping_pong"] = pong_cases
+    return table
+
+
+def active_seconds(case_spans: list[Span], until: datetime | None, clock: Clock) -> float:
+    """Working seconds the team (owner or specialist) held the case before `until`: the SLA clock,
+    paused while the case waits on the requester or an external party."""
+    total = 0.0
+    for span in case_spans:
+        if span.party in PAUSED_PARTIES or (until is not None and span.start >= until):
+            continue
+        end = span.end if until is None else min(span.end, until)
+        total += clock.seconds(span.team_id, span.start, end) or 0.0
+    return total
+
+
+def sla_outcome(row: CaseRow, case_spans: list[Span], due: datetime | None, done: datetime | None,
+                clock: Clock) -> tuple[str, float]:
+    """met | breached | pending (still open within target) | none, and paused seconds."""
+    if due is None:
+        return "none", 0.0
+    target = clock.seconds(row.team_id, row.opened_at, due) or 0.0
+    used = active_seconds(case_spans, done, clock)
+    paused = sum(clock.seconds(s.team_id, s.start, s.end if done is None else min(s.end, done)) or 0.0
+                 for s in case_spans if s.party in PAUSED_PARTIES and (done is None or s.start < done))
+    if used > target:
+        return "breached", paused
+    return ("met" if done is not None else "pending"), paused
+
+
+def sla_table(rows: list[CaseRow], by_case: dict[int, list[Span]], clock: Clock, labels: Labels) -> Table:
+    table = Table("sla", "SLA compliance, paused while waiting on the requester or an external party", [
+        ("label", "Request type"), ("fr_met", "First response met"), ("fr_breached", "breached"),
+        ("fr_pending", "pending"), ("fr_pct", "met %"), ("res_met", "Resolution met"),
+        ("res_breached", "breached"), ("res_pending", "pending"), ("res_pct", "met %"), ("paused", "Paused h")])
+    groups: dict[str, list[CaseRow]] = defaultdict(list)
+    for row in rows:
+        groups[row.request_type or "untyped"].append(row)
+    for slug in sorted(groups):
+        counts: dict[str, int] = defaultdict(int)
+        paused = 0.0
+        breached: list[int] = []
+        for row in groups[slug]:
+            fr, _ = sla_outcome(row, by_case.get(row.id, []), row.first_response_due_at, row.first_reply_at, clock)
+            res, p = sla_outcome(row, by_case.get(row.id, []), row.resolution_due_at, row.closed_at, clock)
+            counts[f"fr_{fr}"] += 1
+            counts[f"res_{res}"] += 1
+            paused += p
+            if "breached" in (fr, res):
+                breached.append(row.id)
+        table.add(slug, breached, label=labels.types.get(slug, "Untyped"), paused=hours(paused),
+                  fr_pct=_pct(counts["fr_met"], counts["fr_breached"]),
+                  res_pct=_pct(counts["res_met"], counts["res_breached"]),
+                  **{k: counts[k] for k, _ in table.columns if k[:3] in ("fr_", "res") and not k.endswith("pct")})
+    return table
+
+
+def _pct(met: int, breached: int) -> float | None:
+    return round(100 * met / (met + breached), 1) if met + breached else None
+
+
+def holding_table(current: list[CaseRow], labels: Labels, now: datetime, clock: Clock) -> Table:
+    table = Table("holding", "Who holds the ball now (open cases)", [
+        ("label", "Holder"), ("waiting_on", "Waiting on"), ("cases", "Cases"), ("oldest", "Oldest case, working h")])
+    groups: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
+    for row in current:
+        groups[(row.waiting_on, labels.holder(row.owner_id, row.team_id))].append(row)
+    for (party, holder), members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        oldest = max(clock.seconds(r.team_id, r.opened_at, now) or 0.0 for r in members)
+        table.add(f"{party}:{holder}", [r.id for r in members], label=holder, waiting_on=party,
+                  cases=len(members), oldest=hours(oldest))
+    return table
+
+
+def stall_hours() -> float:
+    return float(getattr(settings, "CLOSELOOP_ANALYTICS_STALL_HOURS", 8.0))
+
+
+def stall_table(current: list[CaseRow], labels: Labels, now: datetime, clock: Clock) -> Table:
+    limit = stall_hours() * 3600
+    table = Table("stalls", f"Stalled: open cases with no event for over {stall_hours():g} working hours", [
+        ("label", "Case"), ("holder", "Held by"), ("waiting_on", "Waiting on"), ("stage", "Stage"),
+        ("idle", "Idle working h")])
+    idle = [(r, clock.seconds(r.team_id, r.last_event_at or r.opened_at, now) or 0.0) for r in current]
+    for row, seconds in sorted(idle, key=lambda pair: -pair[1]):
+        if seconds > limit:
+            table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
+                      waiting_on=row.waiting_on, stage=row.stage, idle=hours(seconds))
+    table.cases["all"] = [int(r["key"]) for r in table.rows]
+    return table
+
+
+def missed_cutoff() -> timedelta:
+    return timedelta(minutes=float(getattr(settings, "CLOSELOOP_ANALYTICS_MISSED_MINUTES", 60.0)))
+
+
+def missed_table(current: list[CaseRow], labels: Labels, now: datetime) -> Table:
+    cutoff = now - missed_cutoff()
+    table = Table("missed", "Missed follow-ups: due and not acted on past the cutoff (should be empty)", [
+        ("label", "Case"), ("holder", "Held by"), ("waiting_on", "Waiting on"), ("due", "Due at"),
+        ("late", "Late h")])
+    for row in sorted(current, key=lambda r: r.next_due_at or now):
+        if row.next_due_at is not None and row.next_due_at < cutoff:
+            table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
+                      waiting_on=row.waiting_on, due=row.next_due_at.isoformat(timespec="minutes"),
+                      late=hours((now - row.next_due_at).total_seconds()))
+    table.cases["all"] = [int(r["key"]) for r in table.rows]
+    return table
+
+
+def _headline(out: Report, rows: list[CaseRow], current: list[CaseRow], clock: Clock) -> dict[str, Any]:
+    latencies = [_latency_seconds(r, clock) for r in rows]
+    chains = out.tables["handoffs"].cases
+    handed = sum(len(ids) * (3 if key == "3" else int(key)) for key, ids in chains.items() if key != "ping_pong")
+    return {
+        "cases": len(rows), "open": len(current), "missed": len(out.tables["missed"].rows),
+        "stalled": len(out.tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
+        "handoffs_per_case": round(handed / len(rows), 2) if rows else None,
+        "drowning": [r["label"] for r in out.tables["backlog"].rows if r["warning"]],
+        "latency": {name: summary(lat[name] for lat in latencies) for name, _, _ in MILESTONES},
+    }

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from closeloop.analytics.replay import Channels, Replay
+from closeloop.cases.models import Staff
+from closeloop.cases.tokens import create_token
+
+
+class Command(BaseCommand):
+    help = ("Send a realistic request stream into the running product through its real channels (API; "
+            "SMTP listener and watched folder with --smtp/--folder) and work it as staff at --capacity.")
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=float, default=1.0, help="simulated days to replay")
+        parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+        parser.add_argument("--url", default=getattr(settings, "SITE_URL", "") or "http://127.0.0.1:8000")
+        parser.add_argument("--per-day", type=float, default=40.0, help="requests a day on average")
+        parser.add_argument("--capacity", type=float, default=6.0, help="staff actions an hour")
+        parser.add_argument("--as", dest="staff", default="supervisor", help="staff username doing the work")
+        parser.add_argument("--specialist", default="specialist", help="specialist username answering")
+        parser.add_argument("--smtp", metavar="HOST:PORT", help="also mail requests to this SMTP listener")
+        parser.add_argument("--smtp-to", default="frontdesk@closeloop.local")
+        parser.add_argument("--folder", type=Path, help="also drop PDF requests into this watched folder")
+        parser.add_argument("--no-api", action="store_true", help="do not open cases through the API")
+        parser.add_argument("--seed", type=int, default=7)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["days"] <= 0 or options["speed"] <= 0 or options["per_day"] <= 0 or options["capacity"] <= 0:
+            raise CommandError("--days, --speed, --per-day and --capacity must be positive")
+        channels = Channels(api=not options["no_api"], smtp=_hostport(options["smtp"]), smtp_to=options["smtp_to"],
+                            folder=options["folder"])
+        if channels.folder is not None and not channels.folder.is_dir():
+            raise CommandError(f"--folder {channels.folder} is not a directory")
+        if not (channels.api or channels.smtp or channels.folder):
+            raise CommandError("no channel left to send requests through")
+        staff, specialist = _client(options["url"], options["staff"]), _client(options["url"], options["specialist"])
+        replay = Replay(staff=staff, staff_name=options["staff"], specialist=specialist,
+                        specialist_name=options["specialist"], channels=channels, per_day=options["per_day"],
+                        capacity_per_hour=options["capacity"], speed=options["speed"], seed=options["seed"])
+        self.stdout.write(f"Replaying {options['days']:g} days at {options['speed']:g}× into {options['url']} …")
+        try:
+            tally = replay.run(options["days"])
+        finally:
+            staff.close()
+            specialist.close()
+        self.stdout.write(f"sent: {tally.sent}")
+        self.stdout.write(f"staff actions: {tally.actions}")
+        if tally.errors:
+            self.stdout.write(f"{len(tally.errors)} refused or failed; first: {tally.errors[0]}")
+
+
+def _hostport(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError("--smtp takes HOST:PORT")
+    return host, int(port)
+
+
+def _client(url: str, username: str) -> httpx.Client:
+    staff = Staff.objects.filter(user__username=username, is_active=True).first()
+    if staff is None:
+        raise CommandError(f"no active staff member {username!r}")
+    token = create_token(staff, "demo-replay")
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from closeloop.analytics import measure
+from closeloop.analytics.data import Scope
+from closeloop.analytics.simulate import Policy, Result, calibrate, error, replicate
+from closeloop.cases.models import Team
+
+
+def _h(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 3600:.1f}"
+
+
+class Command(BaseCommand):
+    help = ("What would help? Replay recorded (or synthetic) arrivals through a model of the team and compare "
+            "scenarios on time to first answer and backlog. The model must reproduce the recorded percentiles "
+            "within --tolerance before scenarios are shown.")
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=int, default=28, help="history to replay (days before now)")
+        parser.add_argument("--team", help="team slug; default every team")
+        parser.add_argument("--synthetic", type=float, metavar="PER_DAY",
+                            help="replay a synthetic stream of this many requests a day instead")
+        parser.add_argument("--tolerance", type=float, default=0.25, help="largest relative error trusted")
+        parser.add_argument("--runs", type=int, default=5, help="replications per scenario")
+        parser.add_argument("--triage-share", type=float, default=0.5,
+                            help="share of cases sent to human triage under the 'different threshold' scenario")
+        parser.add_argument("--chase-factor", type=float, default=1.6,
+                            help="how much longer requesters take to reply without automatic chasers")
+        parser.add_argument("--force", action="store_true", help="show scenarios even if validation fails")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not 1 <= options["days"] <= 366 or not 0 <= options["triage_share"] <= 1 or options["runs"] < 1:
+            raise CommandError("--days must be 1…366, --triage-share 0…1 and --runs at least 1")
+        team_id = None
+        if options["team"]:
+            team = Team.objects.filter(slug=options["team"]).first()
+            if team is None:
+                raise CommandError(f"no team {options['team']!r}")
+            team_id = team.pk
+        scope = Scope.last_days(None, timezone.now(), options["days"], team_id)
+        inputs = (measure.synthetic(scope, options["synthetic"]) if options["synthetic"]
+                  else measure.recorded(_everything(scope)))
+        if not inputs.arrivals:
+            raise CommandError("no arrivals to replay in that period; try --days or --synthetic")
+        base = Policy(chase_factor=options["chase_factor"])
+        trusted = self._validate(inputs, base, options) if not options["synthetic"] else None
+        if trusted is False and not options["force"]:
+            raise CommandError("the model does not reproduce the recorded history; scenarios withheld (--force)")
+        if trusted is not None:
+            base = trusted if isinstance(trusted, Policy) else base
+        self._scenarios(inputs, base, options)
+
+    def _validate(self, inputs: Any, base: Policy, options: dict[str, Any]) -> Policy | bool:
+        if inputs.measured_p50 is None:
+            raise CommandError("no case was answered in that period, so there is nothing to validate against")
+        policy = calibrate(inputs, base)
+        result = replicate(inputs, policy, "model of the recorded history", options["runs"])
+        errors = [error(result.p50, inputs.measured_p50), error(result.p90, inputs.measured_p90)]
+        self.stdout.write(f"Validation ({len(inputs.arrivals)} recorded arrivals, {inputs.coordinators} "
+                          f"coordinators, work share {policy.work_share:g}):")
+        self.stdout.write(f"  time to first answer p50: recorded {_h(inputs.measured_p50)} h, "
+                          f"model {_h(result.p50)} h, error {_pct(errors[0])}")
+        self.stdout.write(f"  time to first answer p90: recorded {_h(inputs.measured_p90)} h, "
+                          f"model {_h(result.p90)} h, error {_pct(errors[1])}")
+        ok = all(e is not None and e <= options["tolerance"] for e in errors)
+        self.stdout.write(f"  within ±{options['tolerance']:.0%}: {'yes, the model is trusted' if ok else 'NO'}")
+        return policy if ok else False
+
+    def _scenarios(self, inputs: Any, base: Policy, options: dict[str, Any]) -> None:
+        scenarios = [("as today", base), ("one more coordinator", replace(base, extra_coordinators=1)),
+                     ("automatic chasing off", replace(base, chasing=False)),
+                     (f"triage share {options['triage_share']:.0%}",
+                      replace(base, triage_share=options["triage_share"]))]
+        results = [replicate(inputs, policy, name, options["runs"]) for name, policy in scenarios]
+        self.stdout.write("")
+        self.stdout.write(f"{'scenario':28} {'p50 h':>7} {'p90 h':>7} {'answered':>9} {'backlog avg':>12} "
+                          f"{'backlog end':>12}")
+        for r in results:
+            self.stdout.write(_row(r))
+
+
+def _row(r: Result) -> str:
+    return (f"{r.name:28} {_h(r.p50):>7} {_h(r.p90):>7} {r.answered:>9.0f} {r.mean_backlog:>12.1f} "
+            f"{r.final_backlog:>12.1f}")
+
+
+def _pct(e: float | None) -> str:
+    return "—" if e is None else f"{e:.0%}"
+
+
+def _everything(scope: Scope) -> Scope:
+    """The command runs as the operator: every case, not one person's view."""
+    from closeloop.cases.models import Role, Staff
+
+    admin = Staff.objects.filter(role__in=[Role.ADMIN, Role.SUPERVISOR], is_active=True).first()
+    if admin is None:
+        raise CommandError("no active supervisor or administrator to read the history as")
+    return replace(scope, staff=admin)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import time_machine
+from django.test import Client
+
+from closeloop.cases.models import AuditEntry
+
+from .conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(practice, username):
+    client = Client()
+    client.force_login(practice.staff[username].user)
+    return client
+
+
+def test_the_dashboard_shows_figures_charts_and_the_missed_follow_up_prominently(history):
+    with time_machine.travel(history.now, tick=False):
+        page = _client(history.practice, "supervisor").get("/analytics/?days=7")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "1 missed follow-up" in html and "<svg" in html
+    assert f"/analytics/cases/missed/{history.d.pk}/?days=7" in html
+    assert "Casey Morgan" in html
+
+
+def test_it_drills_down_from_a_figure_to_the_cases_behind_it(history):
+    with time_machine.travel(history.now, tick=False):
+        page = _client(history.practice, "supervisor").get("/analytics/cases/latency_type/referral/?days=7")
+    assert page.status_code == 200
+    assert history.a.reference in page.content.decode() and history.d.reference in page.content.decode()
+    assert history.b.reference not in page.content.decode()
+
+
+def test_a_coordinator_cannot_drill_into_another_teams_cases(history):
+    with time_machine.travel(history.now, tick=False):
+        page = _client(history.practice, "riley").get("/analytics/cases/latency_type/referral/?days=7")
+    assert page.status_code == 404
+
+
+def test_every_table_exports_as_csv_and_the_export_is_audited(history):
+    client = _client(history.practice, "supervisor")
+    with time_machine.travel(history.now, tick=False):
+        response = client.get("/analytics/tables/held.csv?days=7")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["Party", "Cases", "Total h"]
+    assert ["Owner", "3", "79.0"] == rows[1][:3]
+    assert AuditEntry.objects.filter(action="analytics_export", detail="held").count() == 1
+
+
+def test_bad_scope_gets_a_clear_error(history):
+    client = _client(history.practice, "supervisor")
+    assert client.get("/analytics/?days=0").status_code == 400
+    assert client.get("/analytics/?team=nope").status_code == 400
+    assert client.get("/analytics/tables/nope.csv").status_code == 404
+
+
+def test_anonymous_users_are_sent_to_log_in(db):
+    response = Client().get("/analytics/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_metrics_speak_prometheus_text_to_localhost(history):
+    with time_machine.travel(at(72), tick=False):
+        response = Client(REMOTE_ADDR="127.0.0.1").get("/analytics/metrics")
+    body = response.content.decode()
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    assert "closeloop_backlog_cases 1\n" in body
+    assert "closeloop_followups_due 1\n" in body
+    assert 'closeloop_cases{stage="closed"} 3\n' in body
+    assert "closeloop_quarantine_size 0\n" in body
+    lag = float(next(line for line in body.splitlines() if line.startswith("closeloop_worker_lag_seconds")).split()[1])
+    assert lag == (at(72) - history.d.next_due_at).total_seconds()
+
+
+def test_metrics_refuse_strangers_and_want_the_token_when_one_is_set(history, settings):
+    assert Client(REMOTE_ADDR="10.0.0.9").get("/analytics/metrics").status_code == 403
+    settings.CLOSELOOP_METRICS_TOKEN = "s3cret"
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/analytics/metrics").status_code == 401
+    ok = Client(REMOTE_ADDR="10.0.0.9").get("/analytics/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200

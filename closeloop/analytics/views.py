@@ -1,0 +1,141 @@
+"""Dashboard pages: figures with charts, drill-down to the cases behind any row, CSV of every table,
+and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from closeloop.cases.access import staff_for
+from closeloop.cases.models import AuditEntry, Staff, Team
+
+from . import svg
+from .data import Scope
+from .figures import Report, report
+from .metrics import exposition
+
+LOCAL = frozenset({"127.0.0.1", "::1"})
+
+
+class BadScope(ValueError):
+    pass
+
+
+def _scope(request: HttpRequest, staff: Staff) -> Scope:
+    try:
+        days = int(request.GET.get("days", "28"))
+    except ValueError:
+        raise BadScope("days must be a whole number") from None
+    if not 1 <= days <= 366:
+        raise BadScope("days must be between 1 and 366")
+    team_id = None
+    if request.GET.get("team"):
+        team = Team.objects.filter(slug=request.GET["team"]).first()
+        if team is None:
+            raise BadScope("no such team")
+        team_id = team.pk
+    return Scope.last_days(staff, timezone.now(), days, team_id)
+
+
+def _staff(request: HttpRequest) -> Staff:
+    staff = staff_for(request.user)
+    if staff is None:
+        raise PermissionDenied("analytics is for staff")
+    return staff
+
+
+def _report(request: HttpRequest) -> tuple[Staff, Report | HttpResponse]:
+    staff = _staff(request)
+    try:
+        return staff, report(_scope(request, staff))
+    except BadScope as exc:
+        return staff, HttpResponseBadRequest(str(exc))
+
+
+def _charts(figures: Report) -> dict[str, Any]:
+    flow = figures.tables["flow"].rows
+    days = [r["label"][5:] for r in flow]
+    forecast = figures.tables["forecast"].rows
+    held = figures.tables["held"].rows
+    by_type = figures.tables["latency_type"].rows
+    return {
+        "flow": svg.lines("Arrivals and completions per day", days, {
+            "arrivals": [r["arrivals"] for r in flow], "completions": [r["completions"] for r in flow]}),
+        "backlog": svg.lines("Backlog: last days and two-week forecast",
+                             days + [r["label"][5:] for r in forecast],
+                             {"backlog": [r["backlog"] for r in flow] + [None] * len(forecast),
+                              "forecast": [None] * len(flow) + [r["backlog"] for r in forecast]}),
+        "held": svg.bars("Working hours held by each party", [r["label"] for r in held],
+                         {"hours": [r["total"] for r in held]}),
+        "latency": svg.bars("Time to first answer by request type (p50 / p90 h)", [r["label"] for r in by_type],
+                            {"p50": [r["answer_p50"] for r in by_type], "p90": [r["answer_p90"] for r in by_type]}),
+    }
+
+
+ORDER = ["missed", "stalls", "holding", "backlog", "workload", "latency_type", "latency_team", "latency_owner",
+         "latency_channel", "latency_week", "held", "dwell", "handoffs", "sla", "flow", "forecast"]
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    staff, figures = _report(request)
+    if isinstance(figures, HttpResponse):
+        return figures
+    tables = [figures.tables[name] for name in ORDER]
+    return render(request, "analytics/dashboard.html", {
+        "figures": figures, "tables": tables, "charts": _charts(figures), "query": request.GET.urlencode(),
+        "teams": Team.objects.all(), "staff": staff,
+    })
+
+
+@login_required
+@require_GET
+def table_csv(request: HttpRequest, name: str) -> HttpResponse:
+    staff, figures = _report(request)
+    if isinstance(figures, HttpResponse):
+        return figures
+    if name not in figures.tables:
+        raise Http404("no such table")
+    AuditEntry.objects.create(user=staff.user, action="analytics_export", detail=name,
+                              ip=request.META.get("REMOTE_ADDR"))
+    response = HttpResponse(figures.tables[name].to_csv(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="closeloop-{name}.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def drill(request: HttpRequest, name: str, key: str) -> HttpResponse:
+    staff, figures = _report(request)
+    if isinstance(figures, HttpResponse):
+        return figures
+    table = figures.tables.get(name)
+    if table is None or key not in table.cases:
+        raise Http404("no such figure")
+    row = next((r for r in table.rows if r["key"] == key), {"label": key})
+    cases = (figures.scope.visible().filter(pk__in=table.cases[key])
+             .select_related("request_type", "owner__user", "team").order_by("opened_at"))
+    return render(request, "analytics/cases.html", {"table": table, "row": row, "cases": cases,
+                                                    "query": request.GET.urlencode()})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.CLOSELOOP_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return HttpResponse("a valid bearer token is required\n", status=401, content_type="text/plain")
+    elif request.META.get("REMOTE_ADDR") not in LOCAL:
+        return HttpResponse("metrics are served to localhost only; set CLOSELOOP_METRICS_TOKEN\n", status=403,
+                            content_type="text/plain")
+    return HttpResponse(exposition(timezone.now()), content_type="text/plain; version=0.0.4; charset=utf-8")
