@@ -41,12 +41,13 @@ def new_message_id() -> str:
 
 def thread_headers(case: Case) -> tuple[str, str]:
     """In-Reply-To and References so the requester's mail client threads our messages."""
+    # Every queued message also has a cases.Message row with its Message-ID, so one query
+    # over the conversation sees inbound and outbound alike.
     ids = list(
-        Message.objects.filter(case=case).exclude(message_id="").order_by("created_at", "id")
-        .values_list("message_id", flat=True)[:20]
-    )
-    ids += list(OutboxMessage.objects.filter(case=case).order_by("id").values_list("message_id", flat=True)[:20])
-    return (ids[-1] if ids else ""), " ".join(ids[-10:])
+        Message.objects.filter(case=case).exclude(message_id="").order_by("-created_at", "-id")
+        .values_list("message_id", flat=True)[:10]
+    )[::-1]
+    return (ids[-1] if ids else ""), " ".join(ids)
 
 
 def enqueue(*, case: Case | None, purpose: str, to: Iterable[str], subject: str, body: str, sequence: int = 0,

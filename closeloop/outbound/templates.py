@@ -3,6 +3,7 @@ through `RequestType.templates[purpose] = {"subject": …, "body": …}` (Django
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.template import Context, Template
@@ -52,6 +53,11 @@ DEFAULTS: dict[str, tuple[str, str]] = {
 }
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    return Template(source)
+
+
 def render(case: Case, purpose: str, extra: dict[str, Any] | None = None) -> tuple[str, str]:
     from django.conf import settings
 
@@ -64,8 +70,8 @@ def render(case: Case, purpose: str, extra: dict[str, Any] | None = None) -> tup
         "case": case, "status_url": status_url(case), "site_url": settings.SITE_URL,
         "labels": [FIELD_LABELS.get(f, f.replace("_", " ")) for f in fields], **(extra or {}),
     }, autoescape=False)
-    subject = " ".join(Template(subject_src).render(context).split())
-    return subject[:300], Template(body_src).render(context)
+    subject = " ".join(_compiled(subject_src).render(context).split())
+    return subject[:300], _compiled(body_src).render(context)
 
 
 def with_status_link(case: Case, body: str) -> str:
