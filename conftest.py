@@ -48,6 +48,12 @@ def django_db_modify_db_settings(request: pytest.FixtureRequest) -> Iterator[Non
         db.update({"ENGINE": "django.db.backends.postgresql", "NAME": "postgres", "USER": "postgres",
                    "PASSWORD": "", "HOST": "127.0.0.1", "PORT": str(cluster.port), "OPTIONS": {}})
         os.environ["CLOSELOOP_TEST_PG_URL"] = cluster.url
+        # Django made the `default` connection (as SQLite) when the models were imported;
+        # drop it so the next use builds a PostgreSQL one from the settings above.
+        from django.db import connections
+
+        connections.close_all()
+        del connections["default"]
     else:
         # A file, not memory, so worker subprocesses in tests can share it.
         db.setdefault("TEST", {})["NAME"] = os.path.join(tempfile.mkdtemp(prefix="closeloop-sqlite-"), "test.sqlite3")
