@@ -593,3 +593,14 @@ def record_event(case: Case, actor: Actor, kind: str, data: Mapping[str, Any] | 
 
 def open_stages() -> frozenset[str]:
     return frozenset(str(s) for s in OPEN_STAGES)
+
+
+# ---- web actions
+
+
+def revoke_links(case: Case, actor: Actor, *, reason: str = "", now: datetime | None = None) -> Event:
+    """Revoke every requester status link sent so far; links made from now on work again."""
+    now = _now(now)
+    before = _snapshot(case)
+    case.link_epoch += 1
+    return _commit(case, before, actor, _Change("links_revoked", data={"reason": reason}), now)
