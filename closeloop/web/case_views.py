@@ -157,7 +157,14 @@ def _triage_suggestions(case: Case) -> list[dict[str, Any]]:
     event = case.events.filter(kind="sent_to_triage").order_by("-at", "-id").first()
     data: dict[str, Any] = event.data if event is not None and isinstance(event.data, dict) else {}
     suggestions = data.get("suggestions")
-    return [s for s in suggestions or [] if isinstance(s, dict)][:5]
+    out = []
+    for s in suggestions if isinstance(suggestions, list) else []:
+        if isinstance(s, dict):
+            confidence = s.get("confidence")
+            out.append({"label": str(s.get("type") or s.get("label") or s.get("request_type") or "?"),
+                        "percent": round(confidence * 100) if isinstance(confidence, int | float) else None,
+                        "reason": str(s.get("reason") or "")})
+    return out[:5]
 
 
 def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedForm] | None = None,

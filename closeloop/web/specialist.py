@@ -45,5 +45,5 @@ def brief(request: HttpRequest, case_id: int) -> HttpResponse:
     return render(request, "web/specialist.html", {
         "case": case, "waiting": waiting, "documents": documents_for(case),
         "fields": [(field_label(k), v.get("value")) for k, v in sorted(case.fields.items()) if isinstance(v, dict)],
-        "answers": answers or DEFAULT_ANSWERS, "latest": case.messages.filter(direction="in").last(),
+        "answers": answers or DEFAULT_ANSWERS, "what": case.summary or getattr(case.messages.filter(direction="in").last(), "body", ""),
     })
