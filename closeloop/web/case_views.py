@@ -110,7 +110,7 @@ def _approve(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) 
 def _field(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
     actions.record_fields(case, actor, {d["name"]: {"value": d["value"], "confidence": 1.0,
                                                     "source": {"kind": "staff", "by": staff.display_name}}})
-    return f"{f.field_label(d['name'])} recorded."
+    return f"{f.staff_label(d['name'])} recorded."
 
 
 def _revoke(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
@@ -179,7 +179,7 @@ def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedF
         "forms": action_forms, "perms": perms, "open_action": open_action, "is_open": case.is_open,
         "drafts": case.messages.filter(status=Message.Status.DRAFT).select_related("created_by__user"),
         "documents": documents_for(case), "fields": _field_rows(case),
-        "missing": [(n, f.field_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
+        "missing": [(n, f.staff_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
         "missing_preview": missing_preview, "Stage": Stage,
     }
     return render(request, "web/case.html", context, status=status)
@@ -191,7 +191,7 @@ def _field_rows(case: Case) -> list[dict[str, Any]]:
         entry = entry if isinstance(entry, dict) else {"value": entry}
         raw = entry.get("source")
         source: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        rows.append({"name": name, "label": f.field_label(name), "value": entry.get("value"),
+        rows.append({"name": name, "label": f.staff_label(name), "value": entry.get("value"),
                      "confidence": entry.get("confidence"), "source": source,
                      "has_boxes": bool(source.get("boxes"))})
     return rows

@@ -15,7 +15,13 @@ OUTCOMES = [("completed", "Completed"), ("booked", "Appointment booked"), ("sent
 
 
 def field_label(name: str) -> str:
+    """How the requester reads a field name: "The patient's full name"."""
     return FIELD_LABELS.get(name, name.replace("_", " ")).capitalize()
+
+
+def staff_label(name: str) -> str:
+    """How staff read a field name: "Patient name", "Npi" stays short."""
+    return {"npi": "NPI", "date_of_birth": "Date of birth"}.get(name, name.replace("_", " ").capitalize())
 
 
 class VersionedForm(forms.Form):
@@ -47,7 +53,7 @@ class RequestInfoForm(VersionedForm):
         super().__init__(*args, **kwargs)
         names = list(case.request_type.required_fields) if case.request_type else []
         names += [n for n in case.missing_fields if n not in names]
-        self.fields["fields_wanted"].choices = [(n, field_label(n)) for n in names]  # type: ignore[attr-defined]
+        self.fields["fields_wanted"].choices = [(n, staff_label(n)) for n in names]  # type: ignore[attr-defined]
 
 
 class SpecialistForm(VersionedForm):

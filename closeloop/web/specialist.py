@@ -9,11 +9,12 @@ from django.shortcuts import redirect, render
 
 from closeloop.cases import actions
 from closeloop.cases.access import can
+from closeloop.cases.models import Case
 from closeloop.cases.stages import Stage
 
 from .common import audit, case_for, staff_required
 from .documents import documents_for
-from .forms import field_label
+from .forms import staff_label
 
 DEFAULT_ANSWERS = ["Yes: book a new-patient consultation within two weeks.",
                    "Yes: routine appointment is fine.", "No: not appropriate for this practice; redirect."]
@@ -44,6 +45,11 @@ def brief(request: HttpRequest, case_id: int) -> HttpResponse:
     answers = policy.get("specialist_answers") if isinstance(policy.get("specialist_answers"), list) else None
     return render(request, "web/specialist.html", {
         "case": case, "waiting": waiting, "documents": documents_for(case),
-        "fields": [(field_label(k), v.get("value")) for k, v in sorted(case.fields.items()) if isinstance(v, dict)],
-        "answers": answers or DEFAULT_ANSWERS, "what": case.summary or getattr(case.messages.filter(direction="in").last(), "body", ""),
+        "fields": [(staff_label(k), v.get("value")) for k, v in sorted(case.fields.items()) if isinstance(v, dict)],
+        "answers": answers or DEFAULT_ANSWERS, "what": _what(case),
     })
+
+
+def _what(case: Case) -> str:
+    first = case.messages.filter(direction="in").order_by("created_at", "id").first()
+    return case.summary or (first.body if first else "")

@@ -8,7 +8,7 @@ from typing import Any
 
 from closeloop.cases.models import Case, Event, Message
 
-from .forms import field_label
+from .forms import staff_label
 
 EVENT_LABELS = {
     "opened": "Opened", "assigned": "Assigned", "classified": "Classified", "sent_to_triage": "Sent to triage",
@@ -44,7 +44,7 @@ def describe(event: Event) -> str:
                                                   if isinstance(data.get("confidence"), int | float) else ""))
     if event.kind in ("info_requested", "fields_recorded"):
         names = data.get("fields") or []
-        parts.append(", ".join(field_label(str(n)) for n in names))
+        parts.append(", ".join(staff_label(str(n)) for n in names))
     if event.kind == "rated" and data.get("rating"):
         parts.append(f"{data['rating']} of 5")
     if event.kind == "snoozed" and data.get("until"):
