@@ -26,6 +26,17 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
             "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings: None) -> None:
+    """Work around the root conftest: Django made the `default` connection (SQLite) when the
+    models were imported, so editing the settings dict later does not change the backend and
+    `--db postgres` silently ran on in-memory SQLite. Drop the connection so it is made anew."""
+    from django.db import connections
+
+    connections.close_all()
+    del connections["default"]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     cache.clear()

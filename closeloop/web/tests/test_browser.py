@@ -55,8 +55,9 @@ def triage_case(transactional_db: None, practice: Any) -> Case:
     return case
 
 
-def test_it_works_a_case_through_the_whole_loop(live_server: Any, page: Page, browser: Any, triage_case: Case,
+def test_it_works_a_case_through_the_whole_loop(triage_case: Case, live_server: Any, page: Page, browser: Any,
                                                 smtp_server: Any) -> None:
+    # triage_case comes first: the database must be set up before the session's live server starts.
     base = live_server.url
     sign_in(page, base, "coordinator")
     assert_accessible(page)
@@ -133,8 +134,8 @@ def test_it_works_a_case_through_the_whole_loop(live_server: Any, page: Page, br
     assert Event.objects.filter(case=triage_case, kind="rated").exists()
 
 
-def test_it_shows_shortcuts_and_stays_accessible_at_tablet_width(live_server: Any, page: Page,
-                                                                  triage_case: Case) -> None:
+def test_it_shows_shortcuts_and_stays_accessible_at_tablet_width(triage_case: Case, live_server: Any,
+                                                                  page: Page) -> None:
     page.set_viewport_size({"width": 820, "height": 1100})
     sign_in(page, live_server.url, "coordinator")
     page.goto(f"{live_server.url}/q/triage/")
