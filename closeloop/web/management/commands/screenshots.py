@@ -61,7 +61,7 @@ def _seed() -> dict[str, Any]:
     from closeloop.cases.demo import seed
     from closeloop.cases.documents import store_document
     from closeloop.cases.links import status_token
-    from closeloop.cases.models import Case, Party, Staff
+    from closeloop.cases.models import Case, Party, RequestType, Staff
     from closeloop.cases.stages import Stage
 
     seed(cases=40)
@@ -71,8 +71,7 @@ def _seed() -> dict[str, Any]:
     party = Party.objects.create(name="Grace Mensah", email="grace.mensah@example.com", phone="+1 617 555 0166")
     case = actions.open_case(actor=actions.Actor.system("intake"), subject="Referral: left shoulder impingement",
                              body="Please find the referral letter attached.", requester=party, channel="fax",
-                             request_type=Case._meta.get_field("request_type").related_model.objects.get(
-                                 slug="referral"))
+                             request_type=RequestType.objects.get(slug="referral"))
     doc = store_document(letter, "referral-letter.png", "image/png", source="fax", case=case)
     actions.record_fields(case, actions.Actor.model("extractor"), {
         name: {"value": value, "confidence": conf, "source": {"kind": "ocr", "document": doc.pk, "page": 1,
