@@ -30,6 +30,8 @@ __all__ = [
     "send_to_triage", "set_request_type", "snooze", "wait_on", "wake",
     # follow-up engine
     "auto_close_answered", "chase_requester", "remind", "remind_owner", "remind_specialist",
+    # web
+    "revoke_links",
 ]
 
 
@@ -674,3 +676,14 @@ def remind_specialist(case: Case, actor: Actor, *, due: datetime, data: Mapping[
     if case.stage != Stage.AWAITING_SPECIALIST or case.specialist is None:
         raise TransitionError(f"{case.reference} is not waiting on a specialist")
     return remind(case, actor, who=case.specialist, kind="specialist_reminded", due=due, data=data, now=now)
+
+
+# ---- web actions
+
+
+def revoke_links(case: Case, actor: Actor, *, reason: str = "", now: datetime | None = None) -> Event:
+    """Revoke every requester status link sent so far; links made from now on work again."""
+    now = _now(now)
+    before = _snapshot(case)
+    case.link_epoch += 1
+    return _commit(case, before, actor, _Change("links_revoked", data={"reason": reason}), now)

@@ -1,12 +1,29 @@
+"""Queues: what each person owes next, with search, filters and bulk assign/snooze."""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from typing import Any
 
-from closeloop.cases.access import staff_for, visible_cases
-from closeloop.cases.stages import OPEN_STAGES
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from closeloop.cases import actions
+from closeloop.cases.access import can
+from closeloop.cases.models import RequestType, Team
+from closeloop.cases.stages import Stage
+
+from . import quarantine
+from .common import QUEUES, open_cases, queue_counts, queue_filters, staff_required
+from .forms import BulkForm
+from .search import search_filter
+
+PAGE_SIZE = 50
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -15,9 +32,102 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@login_required
+@staff_required
 def home(request: HttpRequest) -> HttpResponse:
-    staff = staff_for(request.user)
-    cases = (visible_cases(staff).filter(stage__in=OPEN_STAGES)
-             .select_related("request_type", "owner__user", "team").order_by("next_due_at")[:100])
-    return render(request, "web/home.html", {"cases": cases, "staff": staff})
+    return redirect("web:queue", name="mine")
+
+
+def _filtered(request: HttpRequest, name: str) -> tuple[Any, dict[str, str]]:
+    staff = request.staff  # type: ignore[attr-defined]
+    cases = open_cases(staff).filter(queue_filters(staff)[name])
+    params = {k: request.GET.get(k, "").strip() for k in ("q", "type", "stage", "team")}
+    if params["q"]:
+        cases = cases.filter(search_filter(params["q"]))
+    if params["type"]:
+        cases = cases.filter(request_type__slug=params["type"])
+    if params["stage"] in Stage.values:
+        cases = cases.filter(stage=params["stage"])
+    if params["team"]:
+        cases = cases.filter(team__slug=params["team"])
+    return cases, params
+
+
+@staff_required
+def queue(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in QUEUES:
+        raise Http404("no such queue")
+    cases, params = _filtered(request, name)
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    rows = list(cases.select_related("request_type", "team", "owner__user", "requester")
+                .order_by("next_due_at", "id")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {
+        "queue": name, "queue_label": QUEUES[name], "cases": rows[:PAGE_SIZE], "page": page,
+        "has_next": len(rows) > PAGE_SIZE, "params": params, "now": timezone.now(),
+        "bulk": BulkForm(allowed_ids=[]), "can_work": can(request.staff, "work"),  # type: ignore[attr-defined]
+    }
+    if request.htmx and request.GET.get("rows"):  # type: ignore[attr-defined]
+        return render(request, "web/_queue_rows.html", context)
+    context.update(nav(request), types=RequestType.objects.filter(is_active=True), teams=Team.objects.all(),
+                   stages=Stage.choices)
+    return render(request, "web/queue.html", context)
+
+
+def nav(request: HttpRequest) -> dict[str, Any]:
+    staff = request.staff  # type: ignore[attr-defined]
+    return {"counts": queue_counts(staff), "queues": QUEUES, "quarantine_count": quarantine.count()}
+
+
+@staff_required
+def quarantine_page(request: HttpRequest) -> HttpResponse:
+    if not can(request.staff, "work"):  # type: ignore[attr-defined]
+        raise PermissionDenied("coordinators and supervisors work the quarantine")
+    return render(request, "web/quarantine.html", {
+        **nav(request), "queue": "quarantine", "configured": quarantine.configured(),
+        "items": quarantine.items(),
+    })
+
+
+@staff_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    """Assign or snooze many cases; each is its own action, so a conflict on one spares the rest."""
+    staff = request.staff  # type: ignore[attr-defined]
+    back = request.POST.get("next") or reverse("web:queue", args=["mine"])
+    if not back.startswith("/") or back.startswith("//"):
+        back = reverse("web:queue", args=["mine"])
+    if not can(staff, "work"):
+        raise PermissionDenied("only coordinators and supervisors assign or snooze in bulk")
+    raw_ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:PAGE_SIZE * 4]
+    allowed = list(open_cases(staff).filter(pk__in=raw_ids).values_list("pk", flat=True))
+    form = BulkForm(request.POST, allowed_ids=allowed)
+    if not form.is_valid():
+        messages.error(request, "Choose cases you can see, and an owner or a snooze time with a reason.")
+        return redirect(back)
+    done, failed = _apply_bulk(request.POST.get("op", ""), form.cleaned_data, staff)
+    if done:
+        messages.success(request, f"Updated {done} case{'s' if done != 1 else ''}.")
+    for error in failed:
+        messages.error(request, error)
+    return redirect(back)
+
+
+def _apply_bulk(op: str, data: dict[str, Any], staff: Any) -> tuple[int, list[str]]:
+    actor = actions.Actor.of(staff)
+    done, failed = 0, []
+    for case in open_cases(staff).filter(pk__in=data["ids"]).select_related("owner", "request_type"):
+        try:
+            if op == "assign" and data["owner"] is not None:
+                actions.assign(case, actor, owner=data["owner"], reason="bulk assign")
+            elif op == "snooze" and data["until"] and data["reason"]:
+                actions.snooze(case, actor, until=data["until"], reason=data["reason"])
+            else:
+                return done, ["Choose an owner to assign, or a time and a reason to snooze."]
+            done += 1
+        except actions.ActionError as exc:
+            failed.append(f"{case.reference}: {exc}")
+        except actions.TransitionError as exc:
+            failed.append(f"{case.reference}: {exc}")
+    return done, failed

@@ -1,0 +1,258 @@
+"""The case page and every action on it. Views call closeloop.cases.actions and nothing else writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from closeloop.cases import actions
+from closeloop.cases.access import can
+from closeloop.cases.models import Case, Message, Staff, parse_reference
+from closeloop.cases.stages import Stage
+from closeloop.outbound.templates import render as render_template
+
+from . import forms as f
+from .common import audit, case_for, open_cases, staff_required
+from .documents import documents_for
+from .timeline import sla_progress, timeline
+from .views import nav
+
+CONFLICT = ("Someone else changed this case first. The page now shows their change; "
+            "what you entered is kept below, so check it and submit again.")
+
+Handler = Callable[[Case, actions.Actor, dict[str, Any], Staff], str]
+
+
+def _assign(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.assign(case, actor, team=d["team"], owner=d["owner"], reason=d["reason"])
+    return f"Assigned to {case.owner or case.team}."
+
+
+def _classify(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.set_request_type(case, actor, d["request_type"])
+    return f"Classified as {d['request_type']}; routed to {case.owner or case.team}."
+
+
+def _request_info(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.request_missing_info(case, actor, fields=d["fields_wanted"] or None, message=d["message"])
+    return "Asked the requester for the missing information."
+
+
+def _specialist(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.hand_to_specialist(case, actor, specialist=d["specialist"], question=d["question"])
+    return f"Handed to {d['specialist']}."
+
+
+def _answer(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.record_specialist_answer(case, actor, answer=d["answer"])
+    return "Answer recorded; the case is ready to reply."
+
+
+def _snooze(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.snooze(case, actor, until=d["until"], reason=d["reason"])
+    return "Snoozed."
+
+
+def _wake(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.wake(case, actor)
+    return "Woken."
+
+
+def _escalate(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.escalate(case, actor, reason=d["reason"], to=d["to"])
+    return f"Escalated to {case.owner or case.team}."
+
+
+def _close(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.close(case, actor, outcome=d["outcome"], note=d["note"], notify=d["notify"])
+    return "Closed."
+
+
+def _reopen(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.reopen(case, actor, reason=d["reason"] or "reopened by staff")
+    return "Reopened."
+
+
+def _merge(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    pk = parse_reference(d["primary"]) or (int(d["primary"]) if d["primary"].isdigit() else None)
+    primary = open_cases(staff).filter(pk=pk).first() if pk else None
+    if primary is None:
+        raise actions.ActionError("no open case you can see has that reference", field="primary")
+    actions.merge(case, primary, actor)
+    return f"Merged into {primary.reference}."
+
+
+def _reply(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    if d.get("send"):
+        if not can(staff, "approve"):
+            raise PermissionDenied("you may draft replies but not send them")
+        actions.approve_and_send(case, actor, subject=d["subject"], body=d["body"])
+        return "Reply sent."
+    actions.draft_reply(case, actor, subject=d["subject"], body=d["body"])
+    return "Draft saved; it waits for approval."
+
+
+def _approve(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    draft = Message.objects.filter(pk=d["message"], case=case, status=Message.Status.DRAFT).first()
+    if draft is None:
+        raise actions.ActionError("that draft was already sent or discarded", field="message")
+    actions.approve_and_send(case, actor, message=draft)
+    return "Reply approved and sent."
+
+
+def _field(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.record_fields(case, actor, {d["name"]: {"value": d["value"], "confidence": 1.0,
+                                                    "source": {"kind": "staff", "by": staff.display_name}}})
+    return f"{f.staff_label(d['name'])} recorded."
+
+
+def _revoke(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    actions.revoke_links(case, actor, reason=d["reason"])
+    return "Every status link sent so far is revoked."
+
+
+# action name → (form class, permission, handler)
+ACTIONS: dict[str, tuple[type[f.VersionedForm], str, Handler]] = {
+    "assign": (f.AssignForm, "work", _assign), "classify": (f.ClassifyForm, "work", _classify),
+    "request_info": (f.RequestInfoForm, "work", _request_info), "specialist": (f.SpecialistForm, "work", _specialist),
+    "answer": (f.AnswerForm, "answer", _answer), "snooze": (f.SnoozeForm, "work", _snooze),
+    "wake": (f.ReasonForm, "work", _wake), "escalate": (f.EscalateForm, "escalate", _escalate),
+    "close": (f.CloseForm, "work", _close), "reopen": (f.ReasonForm, "work", _reopen),
+    "merge": (f.MergeForm, "merge", _merge), "reply": (f.ReplyForm, "comment", _reply),
+    "approve": (f.ApproveForm, "approve", _approve), "field": (f.FieldForm, "work", _field),
+    "revoke": (f.ReasonForm, "work", _revoke),
+}
+
+
+def _make_form(name: str, case: Case, data: Any = None) -> f.VersionedForm:
+    form_class = ACTIONS[name][0]
+    kwargs: dict[str, Any] = {"prefix": name, "initial": {"version": case.version, **_initial(name, case)}}
+    if form_class is f.RequestInfoForm:
+        kwargs["case"] = case
+    return form_class(data, **kwargs)
+
+
+def _initial(name: str, case: Case) -> dict[str, Any]:
+    if name == "request_info":
+        return {"fields_wanted": list(case.missing_fields),
+                "message": "You can reply to this email, or add the information on your status page."}
+    if name == "reply":
+        return {"subject": f"Re: {case.subject} [{case.reference}]"[:300],
+                "body": case.specialist_answer and f"Hello,\n\n{case.specialist_answer}\n\nKind regards,"}
+    if name == "assign":
+        return {"team": case.team_id, "owner": case.owner_id}
+    if name == "classify":
+        return {"request_type": case.request_type_id}
+    return {}
+
+
+def _triage_suggestions(case: Case) -> list[dict[str, Any]]:
+    event = case.events.filter(kind="sent_to_triage").order_by("-at", "-id").first()
+    data: dict[str, Any] = event.data if event is not None and isinstance(event.data, dict) else {}
+    suggestions = data.get("suggestions")
+    out = []
+    for s in suggestions if isinstance(suggestions, list) else []:
+        if isinstance(s, dict):
+            confidence = s.get("confidence")
+            out.append({"label": str(s.get("type") or s.get("label") or s.get("request_type") or "?"),
+                        "percent": round(confidence * 100) if isinstance(confidence, int | float) else None,
+                        "reason": str(s.get("reason") or "")})
+    return out[:5]
+
+
+def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedForm] | None = None,
+                 status: int = 200, open_action: str = "") -> HttpResponse:
+    staff: Staff = request.staff  # type: ignore[attr-defined]
+    bound = bound or {}
+    action_forms = {name: bound.get(name) or _make_form(name, case) for name in ACTIONS}
+    perms = {p: can(staff, p) for p in ("work", "answer", "approve", "escalate", "merge", "comment")}
+    missing_subject, missing_preview = render_template(case, "missing_info", {"message": ""})
+    context = {
+        **nav(request), "case": case, "timeline": timeline(case), "sla": sla_progress(case, timezone.now()),
+        "forms": action_forms, "perms": perms, "open_action": open_action, "is_open": case.is_open,
+        "drafts": case.messages.filter(status=Message.Status.DRAFT).select_related("created_by__user"),
+        "documents": documents_for(case), "fields": _field_rows(case),
+        "missing": [(n, f.staff_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
+        "missing_preview": missing_preview, "Stage": Stage,
+    }
+    return render(request, "web/case.html", context, status=status)
+
+
+def _field_rows(case: Case) -> list[dict[str, Any]]:
+    rows = []
+    for name, entry in sorted(case.fields.items()):
+        entry = entry if isinstance(entry, dict) else {"value": entry}
+        raw = entry.get("source")
+        source: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        rows.append({"name": name, "label": f.staff_label(name), "value": entry.get("value"),
+                     "confidence": entry.get("confidence"), "source": source,
+                     "has_boxes": bool(source.get("boxes"))})
+    return rows
+
+
+@staff_required
+def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = case_for(request.staff, case_id)  # type: ignore[attr-defined]
+    audit(request, "view", case)
+    return _render_case(request, case)
+
+
+@staff_required
+def case_poll(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Polled every few seconds: says so when someone else changed the case since it was loaded."""
+    case = case_for(request.staff, case_id)  # type: ignore[attr-defined]
+    try:
+        seen = int(request.GET.get("v", "0"))
+    except ValueError:
+        seen = 0
+    last = case.events.order_by("-at", "-id").first() if case.version != seen else None
+    return render(request, "web/_case_poll.html", {"case": case, "changed": case.version != seen, "last": last})
+
+
+@staff_required
+@require_POST
+def case_act(request: HttpRequest, case_id: int, name: str) -> HttpResponse:
+    if name not in ACTIONS:
+        raise Http404("no such action")
+    staff: Staff = request.staff  # type: ignore[attr-defined]
+    _, permission, handler = ACTIONS[name]
+    if not can(staff, permission):
+        raise PermissionDenied("your role may not do this")
+    case = case_for(staff, case_id)
+    form = _make_form(name, case, request.POST)
+    if not form.is_valid():
+        return _render_case(request, case, {name: form}, status=400, open_action=name)
+    data = {**form.cleaned_data, "send": "send" in request.POST}
+    case.version = data["version"]  # the conditional UPDATE refuses a stale version
+    try:
+        done = handler(case, actions.Actor.of(staff), data, staff)
+    except actions.ConflictError:
+        messages.error(request, CONFLICT)
+        fresh = case_for(staff, case_id)
+        return _render_case(request, fresh, {name: _rebound(name, fresh, request.POST)}, status=409,
+                            open_action=name)
+    except (actions.ActionError, actions.TransitionError) as exc:
+        case = case_for(staff, case_id)
+        form = _make_form(name, case, request.POST)
+        form.is_valid()
+        form.add_error(None, str(exc))
+        return _render_case(request, case, {name: form}, status=400, open_action=name)
+    messages.success(request, done)
+    return redirect("web:case", case_id=case_id)
+
+
+def _rebound(name: str, case: Case, post: Any) -> f.VersionedForm:
+    data = post.copy()
+    data[f"{name}-version"] = str(case.version)
+    form = _make_form(name, case, data)
+    form.is_valid()
+    return form
+
+

@@ -1,0 +1,151 @@
+"""Staff pages through the Django test client: permissions, CSRF, escaping, conflicts, query counts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from closeloop.cases import actions
+from closeloop.cases.models import AuditEntry, Case, Party
+from closeloop.cases.stages import Stage
+from closeloop.outbound.models import OutboxMessage
+
+from .conftest import signed_in
+
+
+def test_it_sends_anonymous_visitors_to_sign_in(db: None) -> None:
+    response = Client().get("/q/mine/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_it_shows_my_work_by_due_time_with_counts(coordinator_client: Client, referral: Case) -> None:
+    response = coordinator_client.get("/", follow=True)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert referral.reference in html
+    assert "My work" in html and "Human triage" in html and "Quarantine" in html
+
+
+def test_it_renders_a_script_subject_as_text(coordinator_client: Client, practice: Any) -> None:
+    case = actions.open_case(actor=actions.Actor.system(), subject="<script>alert(1)</script>",
+                             request_type=practice.types["other"], owner=practice.coordinator)
+    for url in ("/q/team/", f"/c/{case.pk}/"):
+        html = coordinator_client.get(url).content.decode()
+        assert "<script>alert(1)</script>" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_it_audits_every_view_of_a_case(coordinator_client: Client, referral: Case) -> None:
+    coordinator_client.get(f"/c/{referral.pk}/")
+    entry = AuditEntry.objects.get(case=referral, action="view")
+    assert entry.user.username == "coordinator"
+
+
+def test_it_hides_cases_outside_the_persons_teams(practice: Any) -> None:
+    records = actions.open_case(actor=actions.Actor.system(), subject="Records for court",
+                                request_type=practice.types["records"])
+    assert signed_in("coordinator").get(f"/c/{records.pk}/").status_code == 404
+    assert signed_in("specialist").get(f"/c/{records.pk}/").status_code == 404
+    assert signed_in("supervisor").get(f"/c/{records.pk}/").status_code == 200
+
+
+def test_it_refuses_actions_a_role_may_not_take(practice: Any, referral: Case) -> None:
+    actions.hand_to_specialist(referral, actions.Actor.of(practice.coordinator), specialist=practice.specialist,
+                               question="Consult?")
+    client = signed_in("specialist")
+    response = client.post(f"/c/{referral.pk}/do/assign/", {"assign-version": referral.version,
+                                                            "assign-owner": practice.specialist.pk})
+    assert response.status_code == 403
+
+
+def test_it_requires_the_csrf_token(practice: Any, referral: Case) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.login(username="coordinator", password="demo")
+    response = client.post(f"/c/{referral.pk}/do/snooze/", {"snooze-version": referral.version})
+    assert response.status_code == 403
+
+
+def test_it_says_when_someone_else_changed_the_case_first(coordinator_client: Client, practice: Any,
+                                                           referral: Case) -> None:
+    stale = referral.version
+    actions.escalate(referral, actions.Actor.of(practice.supervisor), reason="VIP")
+    response = coordinator_client.post(f"/c/{referral.pk}/do/snooze/", {
+        "snooze-version": stale, "snooze-until": "2099-01-01T09:00", "snooze-reason": "waiting for fax"})
+    assert response.status_code == 409
+    assert "Someone else changed this case first" in response.content.decode()
+    assert "waiting for fax" in response.content.decode()  # what they typed is kept
+    assert Case.objects.get(pk=referral.pk).snoozed_until is None
+
+
+def test_it_requests_missing_information_with_the_prefilled_fields(coordinator_client: Client,
+                                                                   referral: Case) -> None:
+    page = coordinator_client.get(f"/c/{referral.pk}/").content.decode()
+    assert re.search(r'name="request_info-fields_wanted" value="insurance_payer"[^>]*checked', page)
+    assert not re.search(r'name="request_info-fields_wanted" value="reason"[^>]*checked', page)
+    response = coordinator_client.post(f"/c/{referral.pk}/do/request_info/", {
+        "request_info-version": referral.version, "request_info-fields_wanted": ["insurance_payer"],
+        "request_info-message": "A photo of the insurance card is fine."})
+    assert response.status_code == 302
+    case = Case.objects.get(pk=referral.pk)
+    assert case.stage == Stage.AWAITING_INFO
+    mail = OutboxMessage.objects.get(case=case, purpose="missing_info")
+    assert "insurance company" in mail.body and "A photo of the insurance card is fine." in mail.body
+
+
+def test_it_shows_a_clear_error_for_a_bad_action(coordinator_client: Client, referral: Case) -> None:
+    response = coordinator_client.post(f"/c/{referral.pk}/do/snooze/", {
+        "snooze-version": referral.version, "snooze-until": "2001-01-01T09:00", "snooze-reason": "x"})
+    assert response.status_code == 400
+    assert "snooze until a time in the future" in response.content.decode()
+
+
+@pytest.mark.parametrize("query", ["CL-{pk:06d}", "1961-03-14", "617-555-0142", "gonzalez", "knee"])
+def test_it_finds_a_case_by_reference_birth_date_phone_and_text(coordinator_client: Client, referral: Case,
+                                                                query: str) -> None:
+    other = actions.open_case(actor=actions.Actor.system(), subject="Billing statement",
+                              request_type=None, requester=Party.objects.create(name="Ann Lee"))
+    html = coordinator_client.get("/q/team/", {"q": query.format(pk=referral.pk)}).content.decode()
+    assert referral.reference in html
+    assert other.reference not in html
+
+
+def test_it_assigns_and_snoozes_in_bulk(coordinator_client: Client, practice: Any, referral: Case) -> None:
+    second = actions.open_case(actor=actions.Actor.system(), subject="Second", request_type=practice.types["other"])
+    jordan = practice.staff["jordan"]
+    response = coordinator_client.post("/bulk/", {"ids": [referral.pk, second.pk], "op": "assign",
+                                                  "owner": jordan.pk, "next": "/q/team/"})
+    assert response.status_code == 302 and response["Location"] == "/q/team/"
+    assert set(Case.objects.filter(owner=jordan).values_list("pk", flat=True)) == {referral.pk, second.pk}
+    coordinator_client.post("/bulk/", {"ids": [second.pk], "op": "snooze", "until": "2099-01-01T08:00",
+                                       "reason": "after the holidays"})
+    assert Case.objects.get(pk=second.pk).snooze_reason == "after the holidays"
+
+
+def test_it_polls_and_says_when_the_case_changed(coordinator_client: Client, practice: Any, referral: Case) -> None:
+    seen = referral.version
+    assert "changed" not in coordinator_client.get(f"/c/{referral.pk}/poll/?v={seen}").content.decode()
+    actions.escalate(referral, actions.Actor.of(practice.supervisor), reason="VIP")
+    assert "This case changed" in coordinator_client.get(f"/c/{referral.pk}/poll/?v={seen}").content.decode()
+
+
+def test_it_shows_triage_suggestions(coordinator_client: Client, practice: Any) -> None:
+    case = actions.open_case(actor=actions.Actor.system(), subject="Knee?", request_type=None)
+    actions.send_to_triage(case, actions.Actor.model("classifier"), reason="low confidence",
+                           suggestions=[{"type": "referral", "confidence": 0.55}])
+    html = coordinator_client.get(f"/c/{case.pk}/").content.decode()
+    assert "Suggestions for triage" in html and "referral — 55%" in html
+
+
+def test_it_keeps_hot_pages_to_a_fixed_number_of_queries(coordinator_client: Client, practice: Any,
+                                                         referral: Case, django_assert_max_num_queries: Any) -> None:
+    for i in range(30):
+        actions.open_case(actor=actions.Actor.system(), subject=f"Case {i}", request_type=practice.types["other"],
+                          owner=practice.coordinator, requester=Party.objects.create(name=f"P {i}"))
+    with django_assert_max_num_queries(8):
+        assert coordinator_client.get("/q/team/").status_code == 200
+    with django_assert_max_num_queries(16):
+        assert coordinator_client.get(f"/c/{referral.pk}/").status_code == 200

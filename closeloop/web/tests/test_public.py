@@ -1,0 +1,135 @@
+"""The requester status page, sign-in with a second factor, password reset by email."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyotp
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from closeloop.cases import actions
+from closeloop.cases.links import status_token
+from closeloop.cases.models import Case, Event
+from closeloop.cases.stages import Stage
+from closeloop.web.models import TotpDevice
+
+from .conftest import signed_in
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _ask(case: Case, practice: Any) -> Case:
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator))
+    return Case.objects.get(pk=case.pk)
+
+
+def test_it_shows_the_requester_what_we_wait_on_without_staff_details(practice: Any, referral: Case) -> None:
+    case = _ask(referral, practice)
+    html = Client().get(f"/s/{status_token(case)}/").content.decode()
+    assert case.reference in html and "waiting on you" in html
+    assert "The insurance company" in html
+    assert "Casey" not in html and "Morgan" not in html  # the owner's name is staff-only
+
+
+def test_it_lets_the_requester_fill_missing_fields(practice: Any, referral: Case) -> None:
+    case = _ask(referral, practice)
+    url = f"/s/{status_token(case)}/"
+    Client().post(url, {"form": "fields", "field-insurance_payer": "Blue Cross", "field-referring_provider": "Dr Shah"})
+    case.refresh_from_db()
+    assert case.field_value("insurance_payer") == "Blue Cross"
+    assert case.missing_fields == [] and case.stage == Stage.IN_PROGRESS
+    assert Event.objects.filter(case=case, kind="fields_recorded", actor_kind="requester").exists()
+
+
+def test_it_takes_an_upload_for_a_missing_document(practice: Any) -> None:
+    case = actions.open_case(actor=actions.Actor.system(), subject="Records", request_type=practice.types["records"],
+                             fields={"patient_name": {"value": "A"}, "date_of_birth": {"value": "1990-01-01"}})
+    case = _ask(case, practice)
+    url = f"/s/{status_token(case)}/"
+    response = Client().post(url, {"form": "upload", "for_field": "records_release",
+                                   "document": SimpleUploadedFile("release.png", PNG, "image/png")})
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.documents.get().filename == "release.png"
+    assert case.field_value("records_release") == "release.png" and case.stage == Stage.IN_PROGRESS
+
+
+def test_it_refuses_an_executable_upload_with_a_clear_message(practice: Any, referral: Case) -> None:
+    case = _ask(referral, practice)
+    url = f"/s/{status_token(case)}/"
+    response = Client().post(url, {"form": "upload", "document": SimpleUploadedFile("x.exe", b"MZ...")}, follow=True)
+    assert "this kind of file is not accepted" in response.content.decode()
+    assert not case.documents.exists()
+
+
+def test_it_records_one_rating_after_closure(practice: Any, referral: Case) -> None:
+    actions.close(referral, actions.Actor.of(practice.coordinator), outcome="completed")
+    url = f"/s/{status_token(referral)}/"
+    client = Client()
+    client.post(url, {"form": "rating", "rating": "5"})
+    client.post(url, {"form": "rating", "rating": "1"})
+    assert [e.data for e in Event.objects.filter(case=referral, kind="rated")] == [{"rating": 5}]
+    assert "you rated us 5 of 5" in client.get(url).content.decode()
+
+
+def test_it_refuses_forged_and_revoked_links(practice: Any, referral: Case) -> None:
+    token = status_token(referral)
+    assert Client().get(f"/s/{token[:-2]}xx/").status_code == 404
+    signed_in("coordinator").post(f"/c/{referral.pk}/do/revoke/", {"revoke-version": referral.version})
+    assert Client().get(f"/s/{token}/").status_code == 404
+    assert Client().get(f"/s/{status_token(Case.objects.get(pk=referral.pk))}/").status_code == 200
+
+
+def test_it_rate_limits_the_status_page(practice: Any, referral: Case) -> None:
+    client = Client()
+    codes = [client.get(f"/s/{status_token(referral)}/").status_code for _ in range(62)]
+    assert codes[:60] == [200] * 60 and codes[-1] == 429
+
+
+def test_it_requires_the_csrf_token_on_the_status_page(practice: Any, referral: Case) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(f"/s/{status_token(referral)}/", {"form": "fields", "field-insurance_payer": "x"})
+    assert response.status_code == 403
+
+
+def test_it_asks_for_a_code_after_the_password_once_two_step_is_on(practice: Any) -> None:
+    client = signed_in("coordinator")
+    page = client.get("/account/two-step/").content.decode()
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")  # type: ignore[union-attr]
+    client.post("/account/two-step/", {"code": pyotp.TOTP(secret).now()})
+    assert TotpDevice.objects.get(user__username="coordinator").confirmed_at is not None
+
+    fresh = Client()
+    response = fresh.post("/login/", {"username": "coordinator", "password": "demo"})
+    assert response["Location"] == "/login/verify/"
+    assert fresh.get("/q/mine/").status_code == 302  # not signed in yet
+    assert fresh.post("/login/verify/", {"code": "000000"}).status_code == 400
+    TotpDevice.objects.filter(user__username="coordinator").update(last_step=0)
+    assert fresh.post("/login/verify/", {"code": pyotp.TOTP(secret).now()}).status_code == 302
+    assert fresh.get("/q/mine/").status_code == 200
+
+
+def test_it_does_not_accept_the_same_code_twice(practice: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username="jordan")
+    device = TotpDevice.objects.create(user=user, secret=pyotp.random_base32())
+    from closeloop.web.auth import _check_code
+
+    code = pyotp.TOTP(device.secret).now()
+    assert _check_code(device, code) is True
+    assert _check_code(device, code) is False
+
+
+def test_it_emails_a_password_reset_link(practice: Any, smtp_server: Any) -> None:
+    Client().post("/password/reset/", {"email": "coordinator@lakeside-ortho.example"})
+    [mail] = smtp_server.to("coordinator@lakeside-ortho.example")
+    link = re.search(r"https?://[^/]+(/password/reset/\S+/)", mail.message.get_content()).group(1)  # type: ignore[union-attr]
+    client = Client()
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    client.post(form.redirect_chain[-1][0], {"new_password1": "a-long-new-passphrase", "new_password2":
+                                             "a-long-new-passphrase"})
+    assert Client().login(username="coordinator", password="a-long-new-passphrase")

@@ -1,0 +1,81 @@
+"""The case timeline: events and messages in one list, described in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from closeloop.cases.models import Case, Event, Message
+
+from .forms import staff_label
+
+EVENT_LABELS = {
+    "opened": "Opened", "assigned": "Assigned", "classified": "Classified", "sent_to_triage": "Sent to triage",
+    "message_received": "Message received", "fields_recorded": "Information recorded",
+    "info_requested": "Asked for information", "waiting": "Waiting", "handed_to_specialist": "Handed to specialist",
+    "specialist_answered": "Specialist answered", "reply_drafted": "Reply drafted", "reply_sent": "Reply sent",
+    "snoozed": "Snoozed", "woken": "Woken", "escalated": "Escalated", "closed": "Closed", "reopened": "Reopened",
+    "merged": "Merged", "merged_in": "Duplicate merged in", "links_revoked": "Requester links revoked",
+    "rated": "Requester rated the outcome", "mail_failed": "Mail could not be delivered",
+    "document_uploaded": "Document uploaded",
+}
+
+
+@dataclass
+class Entry:
+    at: datetime
+    kind: str  # "event" or "message"
+    title: str
+    who: str
+    detail: str = ""
+    message: Message | None = None
+
+
+def describe(event: Event) -> str:
+    data: dict[str, Any] = event.data or {}
+    parts = []
+    for key in ("reason", "question", "answer", "outcome", "note", "message"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            parts.append(value)
+    if event.kind == "classified" and data.get("to_type"):
+        parts.append(f"as {data['to_type']}" + (f" (confidence {data['confidence']:.0%})"
+                                                  if isinstance(data.get("confidence"), int | float) else ""))
+    if event.kind in ("info_requested", "fields_recorded"):
+        names = data.get("fields") or []
+        parts.append(", ".join(staff_label(str(n)) for n in names))
+    if event.kind == "rated" and data.get("rating"):
+        parts.append(f"{data['rating']} of 5")
+    if event.kind == "snoozed" and data.get("until"):
+        parts.append(f"until {data['until'][:16].replace('T', ' ')}")
+    return " · ".join(p for p in parts if p)
+
+
+def timeline(case: Case, limit: int = 300) -> list[Entry]:
+    entries = [
+        Entry(e.at, "event", EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize()),
+              e.actor_label or e.get_actor_kind_display(), describe(e))
+        for e in case.events.order_by("-at", "-id")[:limit]
+        if e.kind not in ("message_received",)
+    ]
+    for m in case.messages.exclude(status__in=[Message.Status.DRAFT, Message.Status.DISCARDED]).order_by(
+            "-created_at", "-id")[:limit]:
+        title = {"in": "Message from", "out": "Message to", "note": "Note by"}[m.direction]
+        who = m.sender if m.direction == "in" else ", ".join(m.recipients)
+        entries.append(Entry(m.created_at, "message", f"{title} {who}".strip(), m.get_status_display(),
+                             m.subject, m))
+    # Messages sort after the event that caused them at the same instant.
+    entries.sort(key=lambda e: (e.at, e.kind == "message"), reverse=True)
+    return entries
+
+
+def sla_progress(case: Case, now: datetime) -> dict[str, Any] | None:
+    """How much of the resolution time is used, for the header's progress bar."""
+    due = case.resolution_due_at
+    if due is None or not case.is_open:
+        return None
+    total = max(due - case.opened_at, timedelta(minutes=1))
+    used = (now - case.opened_at) / total
+    return {"percent": max(0, min(100, round(used * 100))), "due": due, "late": now > due,
+            "first_due": case.first_response_due_at, "first_done": case.first_responded_at}
