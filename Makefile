@@ -41,6 +41,12 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(BIN)/python bench/actions.py
+	$(BIN)/python bench/followups.py
+	$(BIN)/python bench/web.py
+	$(BIN)/python bench/analytics.py
 
 clean:
 	rm -rf .venv .tools var
+
+screenshots: .venv/.synced
+	CLOSELOOP_DEVELOPMENT=1 $(BIN)/closeloop screenshots
