@@ -26,6 +26,7 @@ class Inbound:
     external_id: str = ""
     format: str = "mime"
     sender: str = ""
+    message_id: str = ""
     received_at: datetime = field(default_factory=timezone.now)
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -84,7 +84,7 @@ def receive(inbound: Inbound) -> tuple[InboundMessage, bool]:
         with transaction.atomic():
             row = InboundMessage.objects.create(
                 channel=inbound.channel, external_id=external_id, format=inbound.format, sha256=digest,
-                size=len(inbound.raw), raw_path=path, sender=inbound.sender.strip().lower()[:300],
+                size=len(inbound.raw), raw_path=path, message_id=inbound.message_id[:300], sender=inbound.sender.strip().lower()[:300],
                 received_at=inbound.received_at, meta=inbound.meta,
             )
     except IntegrityError:  # another process received the same input a moment ago

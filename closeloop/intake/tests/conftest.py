@@ -43,3 +43,13 @@ def make_mail(sender: str = "maria@example.com", subject: str = "Referral for kn
 @pytest.fixture
 def mail() -> Any:
     return make_mail
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Any]:
+    """A real Dovecot on a free port; `.stop()` / `.start()` restart it mid-test."""
+    from .dovecot import Dovecot
+
+    server = Dovecot().start()
+    yield server
+    server.cleanup()
