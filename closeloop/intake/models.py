@@ -114,15 +114,3 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class IdempotencyKey(models.Model):
-    """An API client's `Idempotency-Key`: the same key returns the first answer."""
-
-    key = models.CharField(max_length=200)
-    client = models.CharField(max_length=100, help_text="The API token's staff account.")
-    inbound = models.ForeignKey(InboundMessage, on_delete=models.CASCADE)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["client", "key"], name="intake_idempotency_unique")]
