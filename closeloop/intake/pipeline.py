@@ -229,6 +229,8 @@ def stage_weak_match(work: Work) -> None:
 
 
 def stage_guard(work: Work) -> None:
+    if work.row.format == InboundMessage.Format.FILE and not _documents(work):
+        raise IntakeError("the file was not accepted: " + "; ".join(work.notes))
     opened = match.flooding(work.parsed.sender, work.now)
     if opened >= settings.CLOSELOOP_INTAKE_SENDER_LIMIT:
         raise IntakeError(
