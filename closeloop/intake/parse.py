@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 from typing import Any
@@ -92,17 +92,18 @@ def header_text(value: object) -> str:
     """A header as text: RFC 2047 words decoded, raw 8-bit bytes guessed, never an exception."""
     if value is None:
         return ""
-    raw = str(value)
-    # compat32 keeps undecodable 8-bit header bytes as surrogate escapes.
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):
-        raw = decode_bytes(raw.encode("utf-8", "surrogateescape"), None)
-    parts = []
-    try:
-        chunks = decode_header(raw)
-    except (ValueError, IndexError):  # malformed encoded words: keep the text as it came
-        chunks = [(raw, None)]
-    for chunk, charset in chunks:
-        parts.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
+    chunks: list[tuple[bytes | str, str | None]]
+    if isinstance(value, Header):  # compat32 wraps raw 8-bit header bytes as charset unknown-8bit
+        chunks = decode_header(value)
+    else:
+        raw = str(value)
+        if any("\udc80" <= ch <= "\udcff" for ch in raw):
+            raw = decode_bytes(raw.encode("utf-8", "surrogateescape"), None)
+        try:
+            chunks = decode_header(raw)
+        except (ValueError, IndexError):  # malformed encoded words: keep the text as it came
+            chunks = [(raw, None)]
+    parts = [decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk for chunk, charset in chunks]
     return " ".join("".join(parts).split())
 
 
@@ -218,7 +219,7 @@ def _tnef(data: bytes, parsed: Parsed, texts: list[str], htmls: list[str]) -> No
         parsed.fields.setdefault("_notes", []).append(f"winmail.dat could not be read: {exc}")
         return
     if tnef.body:
-        texts.append(decode_bytes(tnef.body, None) if isinstance(tnef.body, bytes) else str(tnef.body))
+        texts.append((decode_bytes(tnef.body, None) if isinstance(tnef.body, bytes) else str(tnef.body)).strip("\x00"))
     elif tnef.htmlbody:
         htmls.append(decode_bytes(tnef.htmlbody, None) if isinstance(tnef.htmlbody, bytes) else str(tnef.htmlbody))
     for item in tnef.attachments:
