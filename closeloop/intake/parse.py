@@ -169,7 +169,8 @@ def _walk(part: Message, parsed: Parsed, texts: list[str], htmls: list[str], dep
         if depth > 20:  # a message nested this deep is an attack, not a request
             raise ParseError("MIME parts nested more than 20 deep")
         for sub in payload if isinstance(payload, list) else []:
-            _walk(sub, parsed, texts, htmls, depth + 1)
+            if isinstance(sub, Message):
+                _walk(sub, parsed, texts, htmls, depth + 1)
         return
     filename = header_text(part.get_filename() or "")
     disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
@@ -187,7 +188,7 @@ def _walk(part: Message, parsed: Parsed, texts: list[str], htmls: list[str], dep
 def _enclosed(part: Message, parsed: Parsed) -> None:
     """A bounce report's copy of our message gives its Message-ID; a forwarded message is kept as .eml."""
     payload = part.get_payload()
-    if isinstance(payload, list) and payload:
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         inner = payload[0]
         header_ids = _ids(str(inner.get("Message-ID", "")))
         data = inner.as_bytes() if hasattr(inner, "as_bytes") else b""
@@ -242,7 +243,7 @@ def parse_json(raw: bytes) -> Parsed:
         subject=str(data.get("subject") or "")[:300], body=str(data.get("body") or ""),
         sender=str(data.get("email") or "").strip().lower()[:300], sender_name=str(data.get("name") or "")[:200],
         request_type=str(data.get("request_type") or ""),
-        fields=data.get("fields") if isinstance(data.get("fields"), dict) else {},
+        fields=dict(data["fields"]) if isinstance(data.get("fields"), dict) else {},
     )
     for item in data.get("attachments") or []:
         try:

@@ -44,7 +44,7 @@ EMAIL_CHANNELS = {"imap", "smtp", "import"}
 Status = InboundMessage.Status
 
 
-class Stop(Exception):  # noqa: N818  # a normal end of the chain, not an error
+class Stop(Exception):  # a normal end of the chain, not an error
     def __init__(self, result: str, status: str = Status.PROCESSED) -> None:
         super().__init__(result)
         self.result, self.status = result, status
@@ -84,7 +84,8 @@ def receive(inbound: Inbound) -> tuple[InboundMessage, bool]:
         with transaction.atomic():
             row = InboundMessage.objects.create(
                 channel=inbound.channel, external_id=external_id, format=inbound.format, sha256=digest,
-                size=len(inbound.raw), raw_path=path, message_id=inbound.message_id[:300], sender=inbound.sender.strip().lower()[:300],
+                size=len(inbound.raw), raw_path=path, message_id=inbound.message_id[:300],
+                sender=inbound.sender.strip().lower()[:300],
                 received_at=inbound.received_at, meta=inbound.meta,
             )
     except IntegrityError:  # another process received the same input a moment ago
@@ -121,7 +122,7 @@ def process(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
                     stage(work)
             except Stop as stop:
                 _finish(work, stop.status, stop.result)
-    except Exception as exc:  # noqa: BLE001  # any failure quarantines; the raw bytes stay
+    except Exception as exc:  # any failure quarantines; the raw bytes stay
         log.warning("inbound %s quarantined: %s", row.pk, exc, exc_info=not isinstance(exc, IntakeError))
         quarantine(row, f"{type(exc).__name__}: {exc}" if not isinstance(exc, IntakeError) else str(exc))
     return row

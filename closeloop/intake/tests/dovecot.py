@@ -59,8 +59,9 @@ class Dovecot:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Dovecot:
-        self.process = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c", str(self.dir / "dovecot.conf")],
-                                        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = ["/usr/sbin/dovecot", "-F", "-c", str(self.dir / "dovecot.conf")]
+        self.process = subprocess.Popen(command, start_new_session=True,  # noqa: S603  # fixed command
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -70,7 +70,7 @@ def connect(mailbox: Mailbox, timeout: float = 30) -> IMAPClient:
 def _close(client: IMAPClient) -> None:
     try:
         client.logout()
-    except Exception:  # noqa: BLE001  # the connection may already be gone
+    except Exception:  # the connection may already be gone
         log.debug("IMAP logout failed", exc_info=True)
 
 

@@ -47,7 +47,7 @@ class RequestForm(forms.Form):
     email = forms.EmailField(label="Your email address")
     phone = forms.CharField(max_length=40, required=False, label="Phone")
     message = forms.CharField(widget=forms.Textarea, max_length=20_000, label="Your request")
-    files = MultipleFileField(required=False, label="Files (PDF, images, documents)")
+    attachments = MultipleFileField(required=False, label="Files (PDF, images, documents)")
     consent = forms.BooleanField(label=CONSENT)
     # Hidden from people by CSS; bots fill it in.
     website = forms.CharField(required=False, label="Leave this empty")
@@ -60,8 +60,8 @@ class RequestForm(forms.Form):
                 label = FIELD_LABELS.get(name, name.replace("_", " "))
                 self.fields[f"f_{name}"] = forms.CharField(max_length=300, required=False, label=label.capitalize())
 
-    def clean_files(self) -> list[UploadedFile]:
-        files: list[UploadedFile] = self.cleaned_data.get("files") or []
+    def clean_attachments(self) -> list[UploadedFile]:
+        files: list[UploadedFile] = self.cleaned_data.get("attachments") or []
         if len(files) > 10:
             raise forms.ValidationError("attach at most 10 files")
         for upload in files:
@@ -84,7 +84,7 @@ class RequestForm(forms.Form):
             "subject": f"{self.request_type.name} from {data['name']}"[:300], "body": data["message"],
             "email": data["email"], "name": data["name"], "request_type": self.request_type.slug, "fields": fields,
             "attachments": [{"filename": f.name, "content_type": f.content_type or "",
-                             "content_base64": base64.b64encode(f.read()).decode()} for f in data["files"]],
+                             "content_base64": base64.b64encode(f.read()).decode()} for f in data["attachments"]],
         }
 
 

@@ -7,9 +7,9 @@ import mailbox
 import pytest
 from django.core.management import call_command
 
+from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage
 from closeloop.intake.pipeline import process_due, receive
-from closeloop.intake.inbound import Inbound
 from closeloop.intake.tests.conftest import make_mail
 
 pytestmark = pytest.mark.django_db

@@ -33,7 +33,7 @@ def test_the_form_shows_the_types_fields_and_consent(visitor):
 
 
 def test_a_submission_opens_a_case_and_shows_the_reference(visitor):
-    response = _post(visitor, files=SimpleUploadedFile("letter.pdf", PDF, content_type="application/pdf"))
+    response = _post(visitor, attachments=SimpleUploadedFile("letter.pdf", PDF, content_type="application/pdf"))
     assert response.status_code == 302, re.findall(r'role="alert">([^<]*)', response.content.decode())
     done = visitor.get(response["Location"]).content.decode()
     row = InboundMessage.objects.get(channel="webform")
@@ -50,7 +50,8 @@ def test_it_refuses_without_the_csrf_token(visitor):
 
 
 def test_it_needs_consent_and_refuses_executables(visitor):
-    response = _post(visitor, consent="", files=SimpleUploadedFile("setup.exe", b"MZ\x90\x00", "application/x-msdos"))
+    exe = SimpleUploadedFile("setup.exe", b"MZ\x90\x00", "application/x-msdos")
+    response = _post(visitor, consent="", attachments=exe)
     assert response.status_code == 200
     body = response.content.decode()
     assert "This field is required" in body and "not accepted" in body
