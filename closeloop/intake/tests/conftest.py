@@ -53,3 +53,16 @@ def dovecot() -> Iterator[Any]:
     server = Dovecot().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings: None) -> Iterator[None]:
+    """Work around the root fixture: it switches settings to PostgreSQL after Django already built
+    an SQLite connection object, so `--db postgres` ran on in-memory SQLite (see docs/intake.md).
+    Dropping the cached connection makes this thread build a PostgreSQL one."""
+    from django.db import connections
+
+    for alias in list(connections):
+        connections[alias].close()
+        del connections[alias]
+    yield
