@@ -44,7 +44,8 @@ def make(i: int) -> bytes:
 def child(db: str, n: int, sustained: int) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="closeloop-bench-")
     os.environ.update(CLOSELOOP_DEVELOPMENT="1", CLOSELOOP_DATA_DIR=data_dir,
-                      DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="ERROR", CLOSELOOP_INTAKE_SENDER_LIMIT="1000000")
+                      DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="ERROR",
+                      CLOSELOOP_INTAKE_SENDER_LIMIT="1000000")
     cluster = None
     if db == "postgres":
         from closeloop.testing.postgres import start
