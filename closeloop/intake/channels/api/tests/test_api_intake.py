@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from closeloop.cases.tokens import create_token
+from closeloop.intake.inbound import Inbound
+from closeloop.intake.models import InboundMessage
+from closeloop.intake.pipeline import receive_and_process
+
+pytestmark = pytest.mark.django_db
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def api(client, practice):
+    token = create_token(practice.coordinator, "portal")
+
+    def call(method, path, payload=None, **headers):
+        kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}", **{f"HTTP_{k.upper().replace('-', '_')}": v
+                                                              for k, v in headers.items()}}
+        if payload is not None:
+            kwargs.update(data=json.dumps(payload), content_type="application/json")
+        return getattr(client, method)(f"/api/intake{path}", **kwargs)
+
+    return call
+
+
+SUBMISSION = {"subject": "Referral from Dr Lee", "body": "Knee pain", "email": "office@drlee.example",
+              "name": "Dr Lee", "request_type": "referral", "fields": {"patient_name": "Maria Gonzalez"},
+              "attachments": [{"filename": "letter.pdf", "content_type": "application/pdf",
+                               "content_base64": base64.b64encode(PDF).decode()}]}
+
+
+def test_it_opens_a_case_with_fields_and_documents(api):
+    response = api("post", "/submissions", SUBMISSION, **{"Idempotency-Key": "abc-1"})
+    assert response.status_code == 201, response.content
+    out = response.json()
+    assert out["result"] == "opened" and out["case"].startswith("CL-")
+    row = InboundMessage.objects.get(pk=out["id"])
+    assert row.case.field_value("patient_name") == "Maria Gonzalez"
+    assert row.case.request_type.slug == "referral" and row.case.channel == "api"
+    assert row.case.documents.get().filename == "letter.pdf"
+    assert row.case.outbox.filter(purpose="ack", to=["office@drlee.example"]).exists()
+
+
+def test_the_same_idempotency_key_returns_the_first_answer_and_refuses_another_body(api):
+    first = api("post", "/submissions", SUBMISSION, **{"Idempotency-Key": "abc-2"}).json()
+    again = api("post", "/submissions", SUBMISSION, **{"Idempotency-Key": "abc-2"})
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    other = api("post", "/submissions", {**SUBMISSION, "body": "changed"}, **{"Idempotency-Key": "abc-2"})
+    assert other.status_code == 409
+    assert InboundMessage.objects.count() == 1
+
+
+def test_it_needs_a_token(client, practice):
+    assert client.post("/api/intake/submissions", data="{}", content_type="application/json").status_code == 401
+
+
+def test_staff_see_the_quarantine_and_retry_from_it(api, settings):
+    bad, _ = receive_and_process(Inbound(channel="import", raw=b"\x00garbage"))
+    listed = api("get", "/inbound?status=quarantined").json()
+    assert [item["id"] for item in listed["items"]] == [bad.pk]
+    assert "not an internet message" in listed["items"][0]["error"]
+    assert api("get", f"/inbound/{bad.pk}").json()["status"] == "quarantined"
+    assert api("post", f"/inbound/{bad.pk}/retry").json()["status"] == "quarantined"
+    assert InboundMessage.objects.get(pk=bad.pk).attempts == 2
+    assert api("get", f"/inbound/{bad.pk}/raw").status_code == 403  # coordinators do not get raw bytes
+
+
+def test_retrying_a_processed_message_is_refused(api):
+    out = api("post", "/submissions", SUBMISSION).json()
+    assert api("post", f"/inbound/{out['id']}/retry").status_code == 409

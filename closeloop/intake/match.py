@@ -1,0 +1,103 @@
+"""Which case an inbound message belongs to: threading, near-duplicates, floods.
+
+Trust order: our own Message-IDs in In-Reply-To/References (unguessable, so trusted
+whoever sends), then a `CL-000123` reference in the subject (guessable, so trusted only
+from the case's requester), then the same requester with an open case about the same
+subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from closeloop.cases.models import Case, Message, parse_reference
+from closeloop.cases.stages import Stage
+from closeloop.outbound.models import OutboxMessage
+
+from .models import InboundMessage
+from .parse import Parsed
+
+PREFIX_RE = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+QUOTE_RE = re.compile(r"(?m)^\s*>.*$")
+
+
+def normal_subject(subject: str) -> str:
+    return " ".join(PREFIX_RE.sub("", subject or "").lower().split())[:300]
+
+
+def _follow(case: Case | None) -> Case | None:
+    """A merged case sends its mail on to the case it was merged into."""
+    seen = 0
+    while case is not None and case.merged_into_id and seen < 10:
+        case = case.merged_into
+        seen += 1
+    return case
+
+
+def by_headers(parsed: Parsed) -> Case | None:
+    ids = parsed.thread_ids
+    if not ids:
+        return None
+    case_id = (Message.objects.filter(message_id__in=ids).values_list("case_id", flat=True).first()
+               or OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False)
+               .values_list("case_id", flat=True).first())
+    return _follow(Case.objects.filter(pk=case_id).first()) if case_id else None
+
+
+def by_reference(parsed: Parsed) -> tuple[Case | None, Case | None]:
+    """(the case, if the sender is its requester; the case, if someone else quotes its reference)."""
+    pk = parse_reference(parsed.subject)
+    case = _follow(Case.objects.select_related("requester").filter(pk=pk).first()) if pk else None
+    if case is None:
+        return None, None
+    requester = (case.requester.email if case.requester else "").strip().lower()
+    if parsed.sender and requester == parsed.sender:
+        return case, None
+    return None, case
+
+
+def by_sender(parsed: Parsed) -> Case | None:
+    subject = normal_subject(parsed.subject)
+    if not parsed.sender or len(subject) < 4:
+        return None
+    return (Case.objects.filter(requester__email=parsed.sender, subject__iexact=subject)
+            .exclude(stage=Stage.CLOSED).order_by("-opened_at").first())
+
+
+def content_key(parsed: Parsed) -> str:
+    """The same sender saying the same thing, ignoring quoting, spacing, case and Re:/Fwd:."""
+    body = " ".join(QUOTE_RE.sub("", parsed.body).lower().split())
+    digest = hashlib.sha256()
+    for part in (parsed.sender, normal_subject(parsed.subject), body):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    for attachment in parsed.attachments:
+        digest.update(hashlib.sha256(attachment.content).digest())
+    return digest.hexdigest()
+
+
+def near_duplicate(row: InboundMessage, key: str, now: datetime) -> InboundMessage | None:
+    since = now - timedelta(minutes=settings.CLOSELOOP_INTAKE_DEDUPE_MINUTES)
+    return (InboundMessage.objects.filter(content_key=key, received_at__gte=since, case__isnull=False)
+            .exclude(pk=row.pk).order_by("received_at", "id").first())
+
+
+def flooding(sender: str, now: datetime) -> int:
+    """How many cases this sender opened in the window (0 for an unknown sender)."""
+    if not sender:
+        return 0
+    since = now - timedelta(minutes=settings.CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES)
+    return InboundMessage.objects.filter(sender=sender, result="opened", received_at__gte=since).count()
+
+
+def bounced_case(parsed: Parsed) -> Case | None:
+    ids = [*parsed.bounced_ids, *parsed.thread_ids]
+    if not ids:
+        return None
+    case_id = (OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False)
+               .values_list("case_id", flat=True).first()
+               or Message.objects.filter(message_id__in=ids).values_list("case_id", flat=True).first())
+    return Case.objects.filter(pk=case_id).first() if case_id else None

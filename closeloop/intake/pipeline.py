@@ -1,0 +1,360 @@
+"""The intake pipeline: raw first, then small stages, each allowed to end the chain.
+
+`receive(inbound)` stores the raw bytes and commits a `received` row before anything
+else happens. `process(row)` then runs, in one transaction:
+
+1. parse      raw bytes → `Parsed`; an exact repeat of a Message-ID already handled ends here
+2. bounce     a delivery report is recorded on the case whose mail bounced, never answered
+3. thread     our Message-IDs in the headers, or the requester quoting a reference
+4. dedupe     the same sender saying the same thing within the window: linked, not reopened
+5. weak match the same requester, an open case, the same subject
+6. guard      a sender opening too many cases in the window is quarantined (a flood)
+7. open       a new case at stage NEW (understanding classifies it)
+8. ack        the requester hears at once, unless the mail was automatic
+9. handoff    the case is marked ready for understanding
+
+Any exception rolls the transaction back and quarantines the row with its error; the
+raw bytes stay, and `retry(row)` runs the chain again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from closeloop.cases import actions
+from closeloop.cases.actions import Actor
+from closeloop.cases.documents import DocumentRejected, store_document
+from closeloop.cases.models import Case, Document, Message, Party, RequestType, Team
+from closeloop.cases.stages import Stage
+
+from . import match
+from .inbound import Inbound, read_raw, store_raw
+from .models import InboundMessage
+from .parse import Parsed, parse
+
+log = logging.getLogger(__name__)
+CLAIM_SECONDS = 300
+EMAIL_CHANNELS = {"imap", "smtp", "import"}
+Status = InboundMessage.Status
+
+
+class Stop(Exception):  # a normal end of the chain, not an error
+    def __init__(self, result: str, status: str = Status.PROCESSED) -> None:
+        super().__init__(result)
+        self.result, self.status = result, status
+
+
+class IntakeError(Exception):
+    """A defined refusal (flood, size); the row is quarantined with this message."""
+
+
+@dataclass
+class Work:
+    row: InboundMessage
+    now: datetime
+    parsed: Parsed = field(default_factory=Parsed)
+    case: Case | None = None
+    suspect: Case | None = None
+    notes: list[str] = field(default_factory=list)
+    _documents: list[Document] | None = None
+
+    @property
+    def sender_actor(self) -> Actor:
+        return Actor.requester(self.parsed.sender or self.row.channel)
+
+
+# ---------------------------------------------------------------- receive, claim, retry
+
+
+def receive(inbound: Inbound) -> tuple[InboundMessage, bool]:
+    """Store the raw bytes and record the row; (row, False) when this input was already received."""
+    digest = inbound.sha256
+    external_id = (inbound.external_id or f"sha256:{digest}")[:300]
+    existing = InboundMessage.objects.filter(channel=inbound.channel, external_id=external_id).first()
+    if existing is not None:
+        return existing, False
+    path = store_raw(inbound.raw, digest)
+    try:
+        with transaction.atomic():
+            row = InboundMessage.objects.create(
+                channel=inbound.channel, external_id=external_id, format=inbound.format, sha256=digest,
+                size=len(inbound.raw), raw_path=path, message_id=inbound.message_id[:300],
+                sender=inbound.sender.strip().lower()[:300],
+                received_at=inbound.received_at, meta=inbound.meta,
+            )
+    except IntegrityError:  # another process received the same input a moment ago
+        return InboundMessage.objects.get(channel=inbound.channel, external_id=external_id), False
+    return row, True
+
+
+def claim(row: InboundMessage, now: datetime) -> bool:
+    """Compare-and-set: exactly one process gets to work on a received row."""
+    rows = InboundMessage.objects.filter(
+        pk=row.pk, status=Status.RECEIVED, claimed_until=row.claimed_until, attempts=row.attempts,
+    ).update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=row.attempts + 1)
+    if rows == 1:
+        row.claimed_until, row.attempts = now + timedelta(seconds=CLAIM_SECONDS), row.attempts + 1
+    return rows == 1
+
+
+def receive_and_process(inbound: Inbound, now: datetime | None = None) -> tuple[InboundMessage, bool]:
+    row, created = receive(inbound)
+    if created:
+        process(row, now=now)
+    return row, created
+
+
+def process(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
+    now = now or timezone.now()
+    if row.status != Status.RECEIVED or not claim(row, now):
+        return row
+    work = Work(row=row, now=now)
+    try:
+        with transaction.atomic():
+            try:
+                for stage in STAGES:
+                    stage(work)
+            except Stop as stop:
+                _finish(work, stop.status, stop.result)
+    except Exception as exc:  # any failure quarantines; the raw bytes stay
+        log.warning("inbound %s quarantined: %s", row.pk, exc, exc_info=not isinstance(exc, IntakeError))
+        quarantine(row, f"{type(exc).__name__}: {exc}" if not isinstance(exc, IntakeError) else str(exc))
+    return row
+
+
+def quarantine(row: InboundMessage, error: str) -> None:
+    row.status, row.error, row.claimed_until, row.case = Status.QUARANTINED, error[:4000], None, None
+    InboundMessage.objects.filter(pk=row.pk).update(status=row.status, error=row.error, claimed_until=None,
+                                                    case=None, processed_at=timezone.now())
+
+
+def retry(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
+    """Send a quarantined row through the pipeline again (after a fix or a policy change)."""
+    if row.status != Status.QUARANTINED:
+        raise ValueError(f"inbound {row.pk} is {row.status}, not quarantined")
+    InboundMessage.objects.filter(pk=row.pk, status=Status.QUARANTINED).update(
+        status=Status.RECEIVED, error="", claimed_until=None, result="")
+    row.refresh_from_db()
+    return process(row, now=now)
+
+
+def process_due(limit: int = 100) -> int:
+    """Worker job: claim the oldest received rows (or ones whose claim expired) and process them."""
+    done = 0
+    now = timezone.now()
+    ready = InboundMessage.objects.filter(status=Status.RECEIVED).order_by("received_at", "id")
+    for row in ready[:limit]:
+        if row.claimed_until is not None and row.claimed_until > now:
+            continue
+        process(row)
+        done += 1
+    return done
+
+
+def handoff(case: Case, inbound: InboundMessage) -> None:
+    """Tell understanding a case is ready: an event it can find (the lead wires the call)."""
+    actions.record_event(case, Actor.system("intake"), "ready_for_understanding",
+                         {"inbound": inbound.pk, "channel": inbound.channel})
+
+
+def _finish(work: Work, status: str, result: str) -> None:
+    row = work.row
+    row.status, row.result, row.case, row.error = status, result, work.case, ""
+    row.processed_at, row.claimed_until = work.now, None
+    row.save(update_fields=["status", "result", "case", "error", "processed_at", "claimed_until", "message_id",
+                            "sender", "sender_name", "subject", "content_key"])
+
+
+# ---------------------------------------------------------------- stages
+
+
+def stage_parse(work: Work) -> None:
+    row = work.row
+    if row.size > settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES:
+        raise IntakeError(f"the message is {row.size // 1_048_576} MB; the limit is "
+                          f"{settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES // 1_048_576} MB")
+    work.parsed = parsed = parse(read_raw(row.raw_path), row.format, row.meta)
+    parsed.sender = parsed.sender or row.sender
+    row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
+    row.subject, row.content_key = parsed.subject, match.content_key(parsed)
+    if parsed.message_id:
+        earlier = (InboundMessage.objects.filter(message_id=parsed.message_id, pk__lt=row.pk)
+                   .exclude(status=Status.QUARANTINED).exclude(status=Status.RECEIVED).first())
+        if earlier is not None:
+            work.case = earlier.case
+            raise Stop("same_message_id", Status.DUPLICATE)
+
+
+def stage_bounce(work: Work) -> None:
+    if not work.parsed.bounce:
+        return
+    work.case = match.bounced_case(work.parsed)
+    if work.case is not None:
+        actions.record_event(work.case, Actor.system("intake"), "mail_bounced", {
+            "inbound": work.row.pk, "from": work.parsed.sender, "subject": work.parsed.subject,
+        }, now=work.now)
+    raise Stop("bounce")
+
+
+def stage_thread(work: Work) -> None:
+    case = match.by_headers(work.parsed)
+    if case is None:
+        case, work.suspect = match.by_reference(work.parsed)
+    if case is not None:
+        _thread_into(work, case)
+
+
+def stage_dedupe(work: Work) -> None:
+    earlier = match.near_duplicate(work.row, work.row.content_key, work.now)
+    if earlier is None or earlier.case is None:
+        return
+    work.case = earlier.case
+    actions.record_event(work.case, Actor.system("intake"), "duplicate_received",
+                         {"inbound": work.row.pk, "duplicate_of": earlier.pk}, now=work.now)
+    raise Stop("linked", Status.DUPLICATE)
+
+
+def stage_weak_match(work: Work) -> None:
+    if work.suspect is None and work.row.channel in EMAIL_CHANNELS:
+        case = match.by_sender(work.parsed)
+        if case is not None:
+            _thread_into(work, case)
+    if work.parsed.auto_reply:  # an automatic message about nothing we know: keep it, open nothing
+        raise Stop("auto_reply")
+
+
+def stage_guard(work: Work) -> None:
+    if work.row.format == InboundMessage.Format.FILE and not _documents(work):
+        raise IntakeError("the file was not accepted: " + "; ".join(work.notes))
+    opened = match.flooding(work.parsed.sender, work.now)
+    if opened >= settings.CLOSELOOP_INTAKE_SENDER_LIMIT:
+        raise IntakeError(
+            f"flood: {work.parsed.sender} opened {opened} cases in the last "
+            f"{settings.CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES} minutes; retry to accept this one"
+        )
+
+
+def stage_open(work: Work) -> None:
+    parsed, row = work.parsed, work.row
+    request_type, team = _route(work)
+    fields = {name: {"value": value, "confidence": 1.0, "source": {"channel": row.channel, "inbound": row.pk}}
+              for name, value in parsed.fields.items() if not name.startswith("_") and value not in (None, "")}
+    case = actions.open_case(
+        actor=work.sender_actor, subject=parsed.subject or "(no subject)", body=parsed.body or "(empty message)",
+        request_type=request_type, requester=_requester(parsed), channel=_case_channel(row.channel),
+        fields=fields, team=team, stage=Stage.NEW, now=work.now,
+    )
+    work.case = case
+    message = Message.objects.filter(case=case, direction=Message.Direction.INBOUND).first()
+    if message is not None and parsed.message_id:
+        Message.objects.filter(pk=message.pk).update(message_id=parsed.message_id, in_reply_to=parsed.in_reply_to)
+    docs = _documents(work)
+    if docs:
+        Document.objects.filter(pk__in=[d.pk for d in docs]).update(case=case, message=message)
+    if work.notes:
+        actions.record_event(case, Actor.system("intake"), "attachments_rejected", {"reasons": work.notes},
+                             now=work.now)
+    if work.suspect is not None:
+        _link_suspect(work, case, work.suspect)
+
+
+def stage_ack(work: Work) -> None:
+    case, parsed = work.case, work.parsed
+    assert case is not None
+    if parsed.sender and not parsed.suppress_ack:
+        from closeloop.outbound.outbox import enqueue
+        from closeloop.outbound.templates import render
+
+        subject, body = render(case, "ack", {"next_step": _next_step(case, work.notes),
+                                             "expected": case.first_response_due_at or case.next_due_at})
+        enqueue(case=case, purpose="ack", to=[parsed.sender], subject=subject, body=body, now=work.now,
+                headers={"X-Loop": f"closeloop@{settings.CLOSELOOP_MAIL_DOMAIN}"})
+    handoff(case, work.row)
+    raise Stop("opened")
+
+
+STAGES = [stage_parse, stage_bounce, stage_thread, stage_dedupe, stage_weak_match, stage_guard, stage_open,
+          stage_ack]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _thread_into(work: Work, case: Case) -> None:
+    parsed = work.parsed
+    work.case = case
+    if parsed.auto_reply or parsed.loop:
+        actions.record_event(case, Actor.system("intake"), "auto_reply_received",
+                             {"inbound": work.row.pk, "from": parsed.sender, "subject": parsed.subject}, now=work.now)
+        raise Stop("auto_reply")
+    actions.record_inbound_message(
+        case, work.sender_actor, sender=parsed.sender, subject=parsed.subject, body=parsed.body or "(empty message)",
+        channel=_case_channel(work.row.channel), message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+        documents=_documents(work), now=work.now,
+    )
+    if work.notes:
+        actions.record_event(case, Actor.system("intake"), "attachments_rejected", {"reasons": work.notes},
+                             now=work.now)
+    raise Stop("threaded")
+
+
+def _documents(work: Work) -> list[Document]:
+    """Store each attachment that passes the type and size checks; note why the others did not."""
+    if work._documents is None:
+        work._documents = []
+        for attachment in work.parsed.attachments:
+            try:
+                work._documents.append(store_document(attachment.content, attachment.filename,
+                                                      attachment.content_type, source=work.row.channel))
+            except DocumentRejected as exc:
+                work.notes.append(str(exc))
+        work.notes += [str(n) for n in work.parsed.fields.get("_notes", [])]
+    return work._documents
+
+
+def _link_suspect(work: Work, case: Case, other: Case) -> None:
+    """Someone who is not the requester quoted another case's reference: a new case, linked for a person to judge."""
+    data = {"inbound": work.row.pk, "from": work.parsed.sender}
+    actions.record_event(case, Actor.system("intake"), "linked_case",
+                         {**data, "case": other.pk, "reason": "quotes the reference of a case with another requester"},
+                         now=work.now)
+    actions.record_event(other, Actor.system("intake"), "referenced_by_other_sender", {**data, "case": case.pk},
+                         now=work.now)
+
+
+def _route(work: Work) -> tuple[RequestType | None, Team | None]:
+    meta, parsed = work.row.meta, work.parsed
+    slug = meta.get("request_type") or parsed.request_type or settings.CLOSELOOP_INTAKE_DEFAULT_TYPE
+    request_type = RequestType.objects.filter(slug=slug, is_active=True).first() if slug else None
+    team = Team.objects.filter(slug=meta["team"]).first() if meta.get("team") else None
+    return request_type, team
+
+
+def _requester(parsed: Parsed) -> Party | None:
+    if not parsed.sender:
+        return None
+    party = Party.objects.filter(email=parsed.sender).order_by("id").first()
+    if party is None:
+        party = Party.objects.create(email=parsed.sender, name=parsed.sender_name)
+    return party
+
+
+def _case_channel(channel: str) -> str:
+    return {"imap": "email", "smtp": "email", "import": "email", "webform": "web", "folder": "fax"}.get(
+        channel, channel)
+
+
+def _next_step(case: Case, notes: list[str]) -> str:
+    policy = case.request_type.policy if case.request_type else {}
+    team = case.team.name if case.team else "our"
+    text = str(policy.get("ack_next_step") or f"the {team} team will review your request and contact you "
+                                                 "if anything is missing.")
+    if notes:
+        text += "\nWe could not accept some attachments: " + "; ".join(notes) + "."
+    return text

@@ -1,0 +1,57 @@
+"""Fixtures for intake tests: a raw store per test, a mail factory, a real Dovecot."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+
+@pytest.fixture(autouse=True)
+def raw_store(settings: Any) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="closeloop-raw-"))
+    settings.CLOSELOOP_INTAKE_RAW_DIR = path
+    settings.CLOSELOOP_INTAKE_FSYNC = False
+    yield path
+
+
+def make_mail(sender: str = "maria@example.com", subject: str = "Referral for knee pain",
+              body: str = "Please see Maria Gonzalez, DOB 1961-03-14.", *, to: str = "frontdesk@closeloop.local",
+              message_id: str | None = None, headers: dict[str, str] | None = None,
+              attachments: list[tuple[str, str, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+    msg = EmailMessage()
+    msg["From"] = f"Maria Gonzalez <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(timezone.now())
+    msg["Message-ID"] = message_id or make_msgid(domain="example.com")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    for filename, ctype, content in attachments:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def mail() -> Any:
+    return make_mail
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Any]:
+    """A real Dovecot on a free port; `.stop()` / `.start()` restart it mid-test."""
+    from .dovecot import Dovecot
+
+    server = Dovecot().start()
+    yield server
+    server.cleanup()
+
+
