@@ -1,7 +1,7 @@
 """Prometheus text exposition of the numbers an operator alerts on.
 
 Intake may not be installed yet: its queue depth and quarantine size read 0 until it is
-(see `_intake_counts`, the one integration point to adjust when intake lands).
+(`_intake_counts` asks intake's quarantine module).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.apps import apps
 from django.db.models import Count, Min, Q
 
 from closeloop.cases.models import Case
@@ -33,19 +32,10 @@ def _metric(name: str, help_text: str, samples: Iterable[str]) -> list[str]:
 
 
 def _intake_counts() -> tuple[int, int]:
-    """(queue depth, quarantine size) from intake's models, 0 and 0 while intake does not exist."""
-    if not apps.is_installed("closeloop.intake"):
-        return 0, 0
-    queue = quarantine = 0
-    for model in apps.get_app_config("intake").get_models():
-        name = model.__name__.lower()
-        names = {f.name for f in model._meta.get_fields()}
-        if "quarantin" in name:
-            quarantine += model._default_manager.count()
-        elif "status" in names and "inbound" in name:
-            quarantine += model._default_manager.filter(status="quarantined").count()
-            queue += model._default_manager.filter(status__in=["received", "pending", "queued"]).count()
-    return queue, quarantine
+    """(queue depth, quarantine size) of intake."""
+    from closeloop.intake.quarantine import quarantine_count, queue_depth
+
+    return queue_depth(), quarantine_count()
 
 
 def exposition(now: datetime) -> str:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", views.home, name="home"),
     path("q/quarantine/", views.quarantine_page, name="quarantine"),
+    path("q/quarantine/<int:inbound_id>/retry", views.quarantine_retry, name="quarantine_retry"),
     path("q/<slug:name>/", views.queue, name="queue"),
     path("bulk/", views.bulk, name="bulk"),
     path("c/<int:case_id>/", case_views.case_page, name="case"),

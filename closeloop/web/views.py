@@ -8,14 +8,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from closeloop.cases import actions
 from closeloop.cases.access import can
-from closeloop.cases.models import RequestType, Team
+from closeloop.cases.models import AuditEntry, RequestType, Team
 from closeloop.cases.stages import Stage
 
 from . import quarantine
@@ -85,9 +85,29 @@ def quarantine_page(request: HttpRequest) -> HttpResponse:
     if not can(request.staff, "work"):  # type: ignore[attr-defined]
         raise PermissionDenied("coordinators and supervisors work the quarantine")
     return render(request, "web/quarantine.html", {
-        **nav(request), "queue": "quarantine", "configured": quarantine.configured(),
-        "items": quarantine.items(),
+        **nav(request), "queue": "quarantine", "items": quarantine.items(),
     })
+
+
+@staff_required
+@require_POST
+def quarantine_retry(request: HttpRequest, inbound_id: int) -> HttpResponse:
+    """Send one quarantined input through the intake pipeline again."""
+    from closeloop.intake.models import InboundMessage
+    from closeloop.intake.pipeline import retry
+
+    if not can(request.staff, "work"):  # type: ignore[attr-defined]
+        raise PermissionDenied("coordinators and supervisors work the quarantine")
+    row = get_object_or_404(InboundMessage, pk=inbound_id, status=InboundMessage.Status.QUARANTINED)
+    row = retry(row)
+    staff = request.staff  # type: ignore[attr-defined]
+    AuditEntry.objects.create(user=staff.user, action="quarantine_retry", case=row.case,
+                              detail=f"inbound {row.pk}: {row.status}", ip=request.META.get("REMOTE_ADDR"))
+    if row.status == InboundMessage.Status.QUARANTINED:
+        messages.error(request, f"Still failing: {row.error[:200]}")
+    else:
+        messages.success(request, f"Processed{f' into {row.case.reference}' if row.case else ''}.")
+    return redirect("web:quarantine")
 
 
 @staff_required
