@@ -7,6 +7,9 @@ import tempfile
 
 os.environ.setdefault("CLOSELOOP_DEVELOPMENT", "1")
 os.environ.setdefault("CLOSELOOP_DATA_DIR", tempfile.mkdtemp(prefix="closeloop-test-"))
+# Channel listeners start only where a test starts them.
+os.environ.setdefault("CLOSELOOP_SMTP_LISTEN", "")
+os.environ.setdefault("CLOSELOOP_INTAKE_FOLDER", "")
 
 from .settings import *  # noqa: F403
 

@@ -88,7 +88,18 @@ def seed(*, seed_value: int = 7, cases: int = 40, calendars: bool = True) -> Non
                 description=description, auto_send=["ack", "missing_info", "chase"],
                 confidence_threshold=0.8, policy={"autoclose_days": 5, "specialist_reminder_hours": 16},
             )
+        _routes(types, teams)
         _cases(rng, types, staff, cases)
+
+
+def _routes(types: dict[str, RequestType], teams: dict[str, Team]) -> None:
+    """Addresses the built-in SMTP listener accepts (an office forwards these into closeloop)."""
+    from closeloop.intake.models import SmtpRoute
+
+    SmtpRoute.objects.create(address="frontdesk@lakeside-ortho.example", team=teams["intake"])
+    SmtpRoute.objects.create(address="referrals@lakeside-ortho.example", request_type=types["referral"])
+    SmtpRoute.objects.create(address="records@lakeside-ortho.example", request_type=types["records"])
+    SmtpRoute.objects.create(address="billing@lakeside-ortho.example", request_type=types["billing"])
 
 
 def _calendars(teams: dict[str, Team]) -> None:
