@@ -11,7 +11,7 @@ embedding space, goes to a person.
 from __future__ import annotations
 
 import hashlib
-import pickle  # noqa: S403 - only our own model files, verified by sha256 before loading
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,6 +58,13 @@ def _embed(texts: Sequence[str]) -> np.ndarray:
     from .embeddings import get_embedder
 
     return get_embedder().encode(list(texts))
+
+
+def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarray:
+    scores = model.decision_function(features)
+    if scores.ndim == 1:  # binary problems give one column: the softmax of (-s/2, s/2) is the sigmoid of s
+        scores = np.column_stack([-scores, scores]) / 2
+    return np.asarray(scores)
 
 
 class TextClassifier:
@@ -126,7 +133,7 @@ class TextClassifier:
             te = [texts[i] for i in test_idx]
             model = self._model().fit(self._features(tr, vecs, emb[train_idx] if emb is not None else None, True),
                                       y[train_idx])
-            scores = model.decision_function(self._features(te, vecs, emb[test_idx] if emb is not None else None))
+            scores = _scores(model, self._features(te, vecs, emb[test_idx] if emb is not None else None))
             index = {c: i for i, c in enumerate(model.classes_)}
             keep = np.array([label in index for label in y[test_idx]])
             logits.append(scores[keep])
@@ -153,9 +160,7 @@ class TextClassifier:
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         texts = [t or "" for t in texts]
         emb = _embed(texts) if self.config.embeddings else None
-        scores = self._lr.decision_function(self._features(texts, self._vecs, emb))
-        if scores.ndim == 1:  # binary problems give one column
-            scores = np.column_stack([-scores, scores]) / 2
+        scores = _scores(self._lr, self._features(texts, self._vecs, emb))
         s = scores / self.temperature
         s = s - s.max(axis=1, keepdims=True)
         probs = np.exp(s)

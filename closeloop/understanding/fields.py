@@ -40,6 +40,8 @@ URGENT_RE = re.compile(r"\b(urgent(?:ly)?|stat|asap|as soon as possible|expedite
 ICD10_RE = re.compile(r"\b([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})\b")
 NPI_RE = re.compile(r"\bNPI\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{10})\b", re.I)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1,2},? \d{4}|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
+DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born)\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", re.I)
 NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
                         r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
@@ -68,7 +70,8 @@ def _label_pattern() -> re.Pattern[str]:
     names = sorted({label for labels in LABELS.values() for label in labels}, key=len, reverse=True)
     alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
     # A label at a line start (or after a "|" / two spaces in table-like faxes), then ":" or "#".
-    return re.compile(rf"(?im)(?:^|\|\s*|\s{{2,}})(?P<label>{alternatives})\s*[:#]\s*(?P<value>[^\n|]*?)\s*(?=\s{{2,}}|\||$)")
+    return re.compile(rf"(?im)(?:^|\|\s*|\s{{2,}})(?P<label>{alternatives})\s*[:#]\s*"
+                      r"(?P<value>[^\n|]*?)\s*(?=\s{2,}|\||$)")
 
 
 LABEL_RE = _label_pattern()
@@ -87,8 +90,7 @@ def _clean_name(value: str) -> str | None:
 def _parse_date(value: str, today: date) -> date | None:
     from dateutil import parser
 
-    match = re.search(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1,2},? \d{4}|\d{1,2} [A-Z][a-z]{2,8} \d{4}",
-                      value)
+    match = DATE_RE.search(value)
     if not match:
         return None
     try:
@@ -199,14 +201,14 @@ def _unlabelled(page: Page, keep: Callable[[str, Any, float, int, int], None], t
         first = ICD10_RE.search(text)
         assert first is not None
         keep("icd10_codes", codes, 0.9, first.start(1), first.start(1) + len(first.group(1)))
-    if m := URGENT_RE.search(text):
-        keep("urgency", "urgent", 0.8, m.start(), m.end())
-    if m := RELEASE_RE.search(text):
-        keep("records_release", "authorization enclosed", 0.8, m.start(), m.end())
-    if m := EMAIL_RE.search(text):
-        keep("email", _email(m.group(0)), 0.7, m.start(), m.end())
-    if m := re.search(r"\b(?:DOB|D\.O\.B\.?|born)\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", text, re.I):
-        keep("date_of_birth", _dob(m.group(1), today), 0.85, m.start(1), m.end(1))
+    if hit := URGENT_RE.search(text):
+        keep("urgency", "urgent", 0.8, hit.start(), hit.end())
+    if hit := RELEASE_RE.search(text):
+        keep("records_release", "authorization enclosed", 0.8, hit.start(), hit.end())
+    if hit := EMAIL_RE.search(text):
+        keep("email", _email(hit.group(0)), 0.7, hit.start(), hit.end())
+    if hit := DOB_INLINE_RE.search(text):
+        keep("date_of_birth", _dob(hit.group(1), today), 0.85, hit.start(1), hit.end(1))
 
 
 def extract(pages: Iterable[Page], *, document: int | None = None, today: date | None = None) -> dict[str, Found]:
