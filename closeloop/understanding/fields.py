@@ -40,7 +40,8 @@ URGENT_RE = re.compile(r"\b(urgent(?:ly)?|stat|asap|as soon as possible|expedite
 ICD10_RE = re.compile(r"\b([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})\b")
 NPI_RE = re.compile(r"\bNPI\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{10})\b", re.I)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1,2},? \d{4}|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
+DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1,2},? \d{4}"
+                     r"|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
 DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born)\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", re.I)
 NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"

@@ -26,6 +26,7 @@ from closeloop.cases.models import Case, Document, RequestType
 from closeloop.cases.stages import Stage
 
 from . import fields as fieldmod
+from . import llm
 from .models import JobState, PageText, Prediction, UnderstandingJob
 from .rules import first_match
 from .text import ExtractionError, Page, Word, extract_pages
@@ -203,9 +204,23 @@ def _classify(case: Case) -> Outcome:
         return outcome
     reason = (f"model is {prediction.confidence:.0%} sure of {prediction.label}, below {threshold:.0%}"
               if request_type else f"model suggests {prediction.label}, which is not an active type")
+    suggestions += _llm_suggestion(case_text(case))
     Prediction.objects.create(case=case, model_version=version, source="model", label=prediction.label,
                               confidence=prediction.confidence, routed=False, suggestions=suggestions, scores=scores)
     return _to_triage(case, reason, suggestions, version, outcome)
+
+
+def _llm_suggestion(text: str) -> list[dict[str, Any]]:
+    """A second opinion for the person at triage, only when a local LLM is configured."""
+    if not llm.enabled():
+        return []
+    labels = dict(RequestType.objects.filter(is_active=True).values_list("slug", "description"))
+    try:
+        answer = llm.classify(text, labels)
+    except llm.LLMError as exc:
+        log.warning("LLM suggestion skipped: %s", exc)
+        return []
+    return [{"type": answer.request_type, "confidence": answer.confidence, "source": "llm", "reason": answer.reason}]
 
 
 def _to_triage(case: Case, reason: str, suggestions: list[dict[str, Any]], version: Any, outcome: Outcome) -> Outcome:

@@ -141,3 +141,23 @@ def test_the_train_command_trains_from_a_file_and_refuses_a_file_without_the_col
     assert ModelVersion.objects.get().labels == ["billing", "records", "refill"]
     with pytest.raises(CommandError, match="columns"):
         call_command("train", file=data)
+
+
+def test_a_configured_llm_adds_a_second_opinion_for_the_person_at_triage(trained, practice, settings):
+    import json
+
+    from closeloop.understanding.tests.test_llm import Server
+
+    server = Server(json.dumps({"request_type": "refill", "confidence": 0.7, "urgent": False, "reason": "meds"}))
+    settings.CLOSELOOP_LLM_URL = server.url
+    try:
+        practice.types["refill"].confidence_threshold = 1.0
+        practice.types["refill"].save()
+        case = _open("Please refill my meloxicam prescription at CVS")
+        enqueue_case(case)
+        run_jobs()
+    finally:
+        server.close()
+    event = case.events.get(kind="sent_to_triage")
+    assert event.data["suggestions"][-1]["source"] == "llm"
+    assert case.events.filter(kind="classified").count() == 0  # a suggestion, never applied by itself
