@@ -67,6 +67,20 @@ def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarra
     return np.asarray(scores)
 
 
+NOVELTY_NEIGHBOURS = 3
+NOVELTY_SHARPNESS = 3.0
+
+
+def _top_k_mean(queries: np.ndarray, base: np.ndarray, skip_self: int | None = None) -> np.ndarray:
+    """Mean cosine similarity of each query to its nearest training examples (vectors are unit length)."""
+    sims = queries @ base.T
+    if skip_self is not None:  # leave-one-out: a training example is not its own neighbour
+        rows = np.arange(len(queries))
+        sims[rows, rows + skip_self] = -1.0
+    k = min(NOVELTY_NEIGHBOURS, sims.shape[1])
+    return np.asarray(np.sort(sims, axis=1)[:, -k:].mean(axis=1))
+
+
 class TextClassifier:
     """Fit on (text, label) pairs; predict calibrated label distributions."""
 
@@ -76,7 +90,7 @@ class TextClassifier:
         self.temperature = 1.0
         self.embedder_version = ""
         self.train_seconds = 0.0
-        self._centroids: np.ndarray | None = None
+        self._train_emb: np.ndarray | None = None
         self._novelty_scale = 0.0
 
     # ---------------------------------------------------------------- features
@@ -123,7 +137,8 @@ class TextClassifier:
     def _fit_temperature(self, texts: list[str], y: np.ndarray, emb: np.ndarray | None) -> float:
         """Temperature that minimises the log-loss of out-of-fold scores."""
         _, counts = np.unique(y, return_counts=True)
-        folds = min(self.config.folds, int(counts.min()))
+        # Three folds are plenty once there are thousands of examples, and save two fits.
+        folds = min(self.config.folds if len(y) <= 2000 else 3, int(counts.min()))
         if folds < 2:
             return 1.0
         logits, truth = [], []
@@ -148,12 +163,14 @@ class TextClassifier:
         return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
     def _fit_novelty(self, emb: np.ndarray, y: np.ndarray) -> None:
-        """Class centroids and the typical distance of training examples from theirs."""
-        centroids = np.vstack([emb[y == label].mean(axis=0) for label in self.labels])
-        self._centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
-        own = (emb * self._centroids[np.searchsorted(self.labels, y)]).sum(axis=1)
-        # Similarity below the 2nd percentile of training examples counts as unfamiliar.
-        self._novelty_scale = float(np.percentile(own, 2))
+        """Keep the training vectors and how close a training example typically is to its neighbours."""
+        self._train_emb = emb.astype(np.float16)
+        own = np.concatenate([_top_k_mean(emb[i:i + 1000], emb, skip_self=i) for i in range(0, len(emb), 1000)])
+        # Familiarity below a low percentile of the training examples' own counts as unfamiliar.
+        # Few examples cover little of the space a type's requests span, so small sets use a
+        # stricter cut (10th percentile at 50 examples, easing to the 2nd from 250 on).
+        percentile = float(np.clip(500 / len(emb), 2, 10))
+        self._novelty_scale = float(np.percentile(own, percentile))
 
     # ---------------------------------------------------------------- prediction
 
@@ -178,13 +195,12 @@ class TextClassifier:
         return out
 
     def _novelty(self, emb: np.ndarray | None, probs: np.ndarray) -> np.ndarray:
-        """0 for text like the training data; towards 1 for text unlike any class seen."""
-        if emb is None or self._centroids is None:
+        """0 for text like the training data; towards 1 for text unlike anything seen (out of scope)."""
+        if emb is None or self._train_emb is None:
             return np.zeros(len(probs))
-        sims = emb @ self._centroids.T
-        best = sims[np.arange(len(probs)), probs.argmax(axis=1)]
-        gap = np.clip((self._novelty_scale - best) / max(self._novelty_scale, 1e-6), 0.0, 1.0)
-        return np.asarray(np.clip(gap * 4.0, 0.0, 1.0))
+        familiarity = _top_k_mean(emb, self._train_emb.astype(np.float32))
+        gap = np.clip((self._novelty_scale - familiarity) / max(self._novelty_scale, 1e-6), 0.0, 1.0)
+        return np.asarray(np.clip(gap * NOVELTY_SHARPNESS, 0.0, 1.0))
 
     # ---------------------------------------------------------------- storage
 
