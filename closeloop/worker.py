@@ -46,8 +46,6 @@ def run_once(batch: int = 100) -> int:
             done += int(job(batch) or 0)  # type: ignore[call-overload]
         except Exception:
             log.exception("worker job %s failed", name)
-        finally:
-            close_old_connections()
     return done
 
 
@@ -79,6 +77,7 @@ def run_forever(stop: threading.Event, *, idle_seconds: float = 1.0, batch: int 
         start_services(stop)
     log.info("worker started with jobs: %s", ", ".join(name for name, _ in jobs()) or "none")
     while not stop.is_set():
+        close_old_connections()  # a database restart or CONN_MAX_AGE never strands the loop
         if run_once(batch) == 0:
             stop.wait(idle_seconds)
         else:

@@ -158,9 +158,10 @@ def process_due(limit: int = 100) -> int:
 
 
 def handoff(case: Case, inbound: InboundMessage) -> None:
-    """Tell understanding a case is ready: an event it can find (the lead wires the call)."""
-    actions.record_event(case, Actor.system("intake"), "ready_for_understanding",
-                         {"inbound": inbound.pk, "channel": inbound.channel})
+    """Hand the case to understanding: a job row the worker claims (classify, extract, complete)."""
+    from closeloop.understanding.pipeline import enqueue_case
+
+    enqueue_case(case)
 
 
 def _finish(work: Work, status: str, result: str) -> None:
@@ -301,6 +302,7 @@ def _thread_into(work: Work, case: Case) -> None:
     if work.notes:
         actions.record_event(case, Actor.system("intake"), "attachments_rejected", {"reasons": work.notes},
                              now=work.now)
+    handoff(case, work.row)  # a reply or an attachment may supply missing fields
     raise Stop("threaded")
 
 

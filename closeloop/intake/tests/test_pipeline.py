@@ -9,6 +9,7 @@ from closeloop.intake.models import InboundMessage
 from closeloop.intake.pipeline import receive_and_process, retry
 from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.outbox import deliver_due
+from closeloop.understanding.models import UnderstandingJob
 
 pytestmark = pytest.mark.django_db
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -29,7 +30,8 @@ def test_it_opens_a_case_keeps_the_raw_bytes_and_acknowledges_over_smtp(practice
     assert case.stage == Stage.NEW and case.request_type.slug == "referral"
     assert case.requester.email == "maria@example.com"
     assert case.documents.get().filename == "referral.pdf"
-    assert list(case.events.values_list("kind", flat=True)) == ["opened", "ready_for_understanding"]
+    assert list(case.events.values_list("kind", flat=True)) == ["opened"]
+    assert UnderstandingJob.objects.filter(case=case, state="pending").count() == 1  # handed to understanding
     assert deliver_due() == 1
     ack = smtp_server.to("maria@example.com")[0].message
     assert case.reference in ack["Subject"]

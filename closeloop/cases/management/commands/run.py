@@ -30,6 +30,10 @@ class Command(BaseCommand):
         if not options["no_demo"] and not Staff.objects.exists():
             self.stdout.write("Seeding the demo practice…")
             call_command("demo_seed")
+            dev_set = settings.BASE_DIR / "data" / "dev" / "requests_train.csv"
+            if dev_set.exists():
+                self.stdout.write("Training the request classifier on the dev set (once, about a minute)…")
+                call_command("train", file=dev_set)
         stop = threading.Event()
         if settings.CLOSELOOP_DEMO_MAIL_SINK:
             from closeloop.outbound.devsink import serve as mail_sink

@@ -1,0 +1,255 @@
+"""Field extraction with provenance: every value says where it came from and how sure we are.
+
+Rules and label cues ("Patient:", "DOB:", "Referring provider:"), then validation: real
+dates (a date of birth in the past), phone numbers through `phonenumbers`, e-mail through
+`email-validator`, NPIs through the Luhn check with the 80840 prefix. A value that does not
+validate is dropped, never guessed: no field is better than an invented one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .text import Page, Word
+
+LABELS: dict[str, list[str]] = {
+    "patient_name": ["patient name", "patient", "pt name", "pt", "name", "member name", "re"],
+    "date_of_birth": ["date of birth", "dob", "d.o.b.", "d.o.b", "birth date", "birthdate", "born"],
+    "phone": ["patient phone", "phone number", "phone", "tel", "telephone", "cell", "mobile", "contact number"],
+    "email": ["e-mail", "email"],
+    "address": ["patient address", "home address", "address"],
+    "referring_provider": ["referring provider", "referring physician", "referring doctor", "referred by",
+                           "ordering provider", "provider"],
+    "referring_practice": ["referring practice", "practice", "clinic", "from practice", "facility"],
+    "npi": ["referring npi", "provider npi", "npi", "npi #", "npi no"],
+    "insurance_payer": ["insurance payer", "insurance carrier", "insurance", "payer", "carrier", "health plan", "plan"],
+    "member_id": ["member id", "member #", "member number", "subscriber id", "policy number", "policy #", "id #"],
+    "reason": ["reason for referral", "reason for consult", "reason for visit", "reason", "chief complaint",
+               "diagnosis", "dx"],
+    "medication": ["medication", "medication requested", "drug", "rx"],
+    "pharmacy": ["pharmacy", "preferred pharmacy"],
+    "requested_dates": ["requested date", "requested dates", "preferred date", "preferred dates",
+                        "appointment date", "date requested", "dates of service"],
+}
+
+URGENT_RE = re.compile(r"\b(urgent(?:ly)?|stat|asap|as soon as possible|expedite[ds]?|emergent|priority)\b", re.I)
+ICD10_RE = re.compile(r"\b([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})\b")
+NPI_RE = re.compile(r"\bNPI\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{10})\b", re.I)
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1,2},? \d{4}"
+                     r"|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
+DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born(?: on)?|date of birth(?: is)?|birth ?date(?: is)?)"
+                           r"\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", re.I)
+# Cues in prose (patients write sentences, not forms): lower confidence than labelled values.
+PROSE_NAME_RE = re.compile(r"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
+                           r"husband|wife|mother|father),?)\s+([A-Z][a-zA-Z'\-]+(?: [A-Z][a-zA-Z'\-]+){1,2})")
+MEDICATION_RE = re.compile(r"\b([A-Za-z][a-z]{3,}(?:[ -][A-Za-z]+)?\s+\d+(?:\.\d+)?\s?(?:mg|mcg|g|ml|units?)\b"
+                           r"(?:\s+(?:tablets?|capsules?|daily|twice daily|bid|tid|qd|once daily))?)", re.I)
+PHARMACY_RE = re.compile(r"\b((?:CVS|Walgreens|Rite Aid|Walmart|Costco|Target|Stop & Shop|Kroger|Publix|"
+                         r"[A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:Pharmacy|pharmacy)(?: (?:on|at) [A-Z0-9][\w .]+?"
+                         r"(?=[.,;\n]|$))?)")
+NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
+RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
+                        r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
+                        re.I)
+
+
+@dataclass
+class Found:
+    name: str
+    value: Any
+    confidence: float
+    page: int
+    start: int
+    end: int
+    document: int | None = None
+    boxes: list[list[int]] = field(default_factory=list)
+
+    def entry(self) -> dict[str, Any]:
+        source: dict[str, Any] = {"document": self.document, "page": self.page, "start": self.start, "end": self.end}
+        if self.boxes:
+            source["boxes"] = self.boxes
+        return {"value": self.value, "confidence": round(self.confidence, 3), "source": source}
+
+
+def _label_pattern() -> re.Pattern[str]:
+    names = sorted({label for labels in LABELS.values() for label in labels}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
+    # A label at a line start (or after a "|" / two spaces in table-like faxes), then ":" or "#".
+    return re.compile(rf"(?im)(?:^|\|\s*|\s{{2,}})(?P<label>{alternatives})\s*[:#]\s*"
+                      r"(?P<value>[^\n|]*?)\s*(?=\s{2,}|\||$)")
+
+
+LABEL_RE = _label_pattern()
+FIELD_OF = {label: name for name, labels in LABELS.items() for label in labels}
+
+
+def _clean_name(value: str) -> str | None:
+    value = re.sub(r"\s+", " ", value).strip(" ,;.")
+    value = re.sub(r"\s*\(.*$", "", value)
+    if "," in value and NAME_RE.match(value):  # "Gonzalez, Maria" → "Maria Gonzalez"
+        last, _, first = value.partition(",")
+        value = f"{first.strip()} {last.strip()}"
+    return value if NAME_RE.match(value) else None
+
+
+def _parse_date(value: str, today: date) -> date | None:
+    from dateutil import parser
+
+    match = DATE_RE.search(value)
+    if not match:
+        return None
+    try:
+        parsed = parser.parse(match.group(0), dayfirst=False, default=None).date()  # type: ignore[arg-type]
+    except (ValueError, OverflowError):
+        return None
+    return parsed if 1900 <= parsed.year <= today.year + 2 else None
+
+
+def _dob(value: str, today: date) -> str | None:
+    parsed = _parse_date(value, today)
+    return parsed.isoformat() if parsed and parsed < today else None
+
+
+def _phone(value: str) -> str | None:
+    import phonenumbers
+
+    for match in phonenumbers.PhoneNumberMatcher(value, "US"):
+        if phonenumbers.is_valid_number(match.number) or phonenumbers.is_possible_number(match.number):
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _email(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    match = EMAIL_RE.search(value)
+    if not match:
+        return None
+    try:
+        return validate_email(match.group(0), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def npi_valid(npi: str) -> bool:
+    """Luhn over '80840' + the first nine digits must give the tenth (CMS NPI standard)."""
+    if not re.fullmatch(r"\d{10}", npi):
+        return False
+    digits = [int(d) for d in "80840" + npi[:9]]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 0:
+            d *= 2
+            d = d - 9 if d > 9 else d
+        total += d
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+def _text(value: str) -> str | None:
+    value = re.sub(r"\s+", " ", value).strip(" ,;")
+    return value if len(value) >= 2 else None
+
+
+def _requested(value: str, today: date) -> list[str] | None:
+    dates = []
+    for part in re.split(r"\s*(?:,|;| or | and )\s*(?=\d|[A-Z][a-z]{2,8}\.? \d)", value):
+        parsed = _parse_date(part, today)
+        if parsed:
+            dates.append(parsed.isoformat())
+    return dates or None
+
+
+def _validator(name: str, today: date) -> Callable[[str], Any]:
+    return {
+        "patient_name": _clean_name, "referring_provider": _text, "date_of_birth": lambda v: _dob(v, today),
+        "phone": _phone, "email": _email, "npi": lambda v: v if npi_valid(v.strip()) else None,
+        "requested_dates": lambda v: _requested(v, today),
+        "member_id": lambda v: v.strip() if re.fullmatch(r"[A-Za-z0-9\-]{4,20}", v.strip()) else None,
+    }.get(name, _text)
+
+
+def _boxes(words: list[Word], start: int, end: int) -> list[list[int]]:
+    return [[w.left, w.top, w.width, w.height] for w in words if start <= w.start < end]
+
+
+def _ocr_conf(words: list[Word], start: int, end: int) -> float:
+    confs = [w.conf for w in words if start <= w.start < end and w.conf >= 0]
+    return min(confs) / 100 if confs else 1.0
+
+
+def extract_page(page: Page, *, document: int | None = None, today: date | None = None) -> dict[str, Found]:
+    """Fields found on one page; the first labelled, valid value of each field wins."""
+    today = today or date.today()  # noqa: DTZ011 - a calendar date; callers pass a UTC date
+    found: dict[str, Found] = {}
+
+    def keep(name: str, value: Any, conf: float, start: int, end: int) -> None:
+        if name in found or value in (None, "", []):
+            return
+        conf *= _ocr_conf(page.words, start, end) if page.words else 1.0
+        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end))
+
+    for m in LABEL_RE.finditer(page.text):
+        name = FIELD_OF[re.sub(r"\s+", " ", m.group("label").lower())]
+        raw = m.group("value")
+        keep(name, _validator(name, today)(raw), 0.95, m.start("value"), m.end("value"))
+    _unlabelled(page, keep, today)
+    return found
+
+
+def _unlabelled(page: Page, keep: Callable[[str, Any, float, int, int], None], today: date) -> None:
+    text = page.text
+    for m in NPI_RE.finditer(text):
+        if npi_valid(m.group(1)):
+            keep("npi", m.group(1), 0.9, m.start(1), m.end(1))
+    codes = list(dict.fromkeys(m.group(1) for m in ICD10_RE.finditer(text)))
+    if codes:
+        first = ICD10_RE.search(text)
+        assert first is not None
+        keep("icd10_codes", codes, 0.9, first.start(1), first.start(1) + len(first.group(1)))
+    if hit := URGENT_RE.search(text):
+        keep("urgency", "urgent", 0.8, hit.start(), hit.end())
+    if hit := RELEASE_RE.search(text):
+        keep("records_release", "authorization enclosed", 0.8, hit.start(), hit.end())
+    if hit := EMAIL_RE.search(text):
+        keep("email", _email(hit.group(0)), 0.7, hit.start(), hit.end())
+    if hit := DOB_INLINE_RE.search(text):
+        keep("date_of_birth", _dob(hit.group(1), today), 0.85, hit.start(1), hit.end(1))
+    _prose(text, keep)
+
+
+def _prose(text: str, keep: Callable[[str, Any, float, int, int], None]) -> None:
+    if hit := PROSE_NAME_RE.search(text):
+        keep("patient_name", _clean_name(hit.group(1)), 0.75, hit.start(1), hit.end(1))
+    if phone := _first_phone(text):
+        keep("phone", phone[0], 0.8, phone[1], phone[2])
+    if hit := MEDICATION_RE.search(text):
+        keep("medication", hit.group(1).strip(), 0.75, hit.start(1), hit.end(1))
+    if hit := PHARMACY_RE.search(text):
+        keep("pharmacy", hit.group(1).strip(), 0.75, hit.start(1), hit.end(1))
+
+
+def _first_phone(text: str) -> tuple[str, int, int] | None:
+    import phonenumbers
+
+    for match in phonenumbers.PhoneNumberMatcher(text, "US"):
+        if phonenumbers.is_valid_number(match.number):
+            return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164), match.start, match.end
+    return None
+
+
+def extract(pages: Iterable[Page], *, document: int | None = None, today: date | None = None) -> dict[str, Found]:
+    """Fields across pages; an earlier page's value wins (the cover sheet, then the notes)."""
+    out: dict[str, Found] = {}
+    for page in pages:
+        for name, item in extract_page(page, document=document, today=today).items():
+            out.setdefault(name, item)
+    return out
+
+
+def as_case_fields(found: dict[str, Found]) -> dict[str, dict[str, Any]]:
+    return {name: item.entry() for name, item in found.items()}

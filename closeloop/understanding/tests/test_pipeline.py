@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from closeloop.cases import actions
+from closeloop.cases.documents import store_document
+from closeloop.cases.models import Party
+from closeloop.cases.stages import Stage
+from closeloop.understanding.models import JobState, ModelVersion, PageText, Prediction, Rule, UnderstandingJob
+from closeloop.understanding.pipeline import enqueue_case, enqueue_document, run_jobs, schedule_retrain
+from closeloop.understanding.training import labelled_examples, train
+
+pytestmark = pytest.mark.django_db
+DOCS = Path(__file__).resolve().parents[3] / "data" / "dev" / "documents"
+
+HISTORY = {
+    "refill": ["Refill meloxicam please, pharmacy is CVS", "I need a refill of tramadol before the weekend",
+               "Pharmacy requesting refill authorization for naproxen", "Can the doctor renew my gabapentin script",
+               "Out of my muscle relaxer, please send a new prescription"],
+    "billing": ["Question about my statement balance", "Why was I charged twice for the copay",
+                "Insurance denied my claim, what do I owe", "Can I set up a payment plan for my bill",
+                "I paid online but the statement still shows a balance"],
+    "records": ["Please send my medical records to my new doctor", "Lawyer requesting chart copies with authorization",
+                "I need a copy of my MRI report and office notes", "Transfer my records to another practice",
+                "Insurer requests records for claim review"],
+}
+
+
+@pytest.fixture
+def trained(practice, settings):
+    settings.CLOSELOOP_EMBEDDINGS = False  # the pipeline, not the embedder, is under test here
+    for slug, texts in HISTORY.items():
+        for text in texts:
+            case = _open(text)
+            actions.set_request_type(case, actions.Actor.of(practice.coordinator), practice.types[slug])
+    result = train()
+    assert result.version is not None
+    return result.version
+
+
+def _open(text, email="pat@example.com"):
+    party = Party.objects.create(name="Pat", email=email)
+    return actions.open_case(actor=actions.Actor.system(), subject=text[:60], body=text, requester=party)
+
+
+def test_staff_classifications_are_the_labels_and_unchanged_data_skips_retraining(trained):
+    texts, labels = labelled_examples()
+    assert len(texts) == 15 and set(labels) == {"refill", "billing", "records"}
+    again = train()
+    assert again.version == trained and "unchanged" in again.skipped
+    assert ModelVersion.objects.count() == 1
+
+
+def test_a_confident_prediction_routes_the_case_and_records_the_model_version(trained, practice):
+    case = _open("Please refill my meloxicam prescription at CVS, I ran out of the refill")
+    enqueue_case(case)
+    assert run_jobs() == 1
+    case.refresh_from_db()
+    prediction = Prediction.objects.get(case=case)
+    assert prediction.model_version == trained and prediction.label == "refill"
+    if prediction.routed:
+        assert case.request_type == practice.types["refill"] and case.stage == Stage.IN_PROGRESS
+        event = case.events.get(kind="classified")
+        assert event.actor_kind == "model" and event.data["label"] is False
+    else:
+        assert case.stage == Stage.TRIAGE
+
+
+def test_an_unsure_prediction_goes_to_triage_with_three_suggestions(trained, practice):
+    practice.types["refill"].confidence_threshold = 1.0
+    practice.types["refill"].save()
+    case = _open("Please refill my meloxicam prescription at CVS")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    assert case.stage == Stage.TRIAGE and case.request_type is None
+    event = case.events.get(kind="sent_to_triage")
+    assert [s["type"] for s in event.data["suggestions"]][0] == "refill"
+    assert len(event.data["suggestions"]) == 3
+    assert Prediction.objects.get(case=case).routed is False
+
+
+def test_a_matching_rule_wins_over_the_model(trained, practice):
+    Rule.objects.create(name="BCBS mail is billing", request_type=practice.types["billing"],
+                        sender_domain="bcbs.example", keywords=["claim", "remittance"])
+    case = _open("Claim 123 for your patient's refill", email="ops@mail.bcbs.example")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    assert case.request_type == practice.types["billing"]
+    assert Prediction.objects.get(case=case).source == "rule"
+
+
+def test_without_a_model_the_case_waits_for_a_person(practice):
+    case = _open("Hello, I have a question")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    assert case.stage == Stage.TRIAGE
+    assert case.events.filter(kind="sent_to_triage", data__reason="no trained model yet").exists()
+
+
+def test_fields_from_a_scanned_document_are_recorded_with_provenance(practice):
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", body="See attached fax",
+                             request_type=practice.types["referral"])
+    doc = store_document((DOCS / "doc-02.png").read_bytes(), "fax.png", "image/png", source="fax", case=case)
+    enqueue_document(doc)
+    enqueue_case(case)
+    assert run_jobs() == 2
+    case.refresh_from_db()
+    assert PageText.objects.get(document=doc).method == "ocr"
+    name = case.fields["patient_name"]
+    assert name["source"]["document"] == doc.pk and name["source"]["boxes"]
+    assert "patient_name" not in case.missing_fields and "date_of_birth" not in case.missing_fields
+
+
+def test_an_unreadable_document_fails_its_job_with_the_error_and_keeps_the_case(practice):
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"])
+    doc = store_document(b"%PDF-1.4 broken", "broken.pdf", "application/pdf", source="upload", case=case)
+    job = enqueue_document(doc)
+    run_jobs()
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and "PDF" in job.error
+
+
+def test_enqueueing_twice_keeps_one_pending_job_and_retraining_is_scheduled_once(practice):
+    case = _open("anything")
+    assert enqueue_case(case) == enqueue_case(case)
+    assert schedule_retrain() == 1 and schedule_retrain() == 0
+    assert UnderstandingJob.objects.filter(kind="train").count() == 1
+
+
+def test_the_train_command_trains_from_a_file_and_refuses_a_file_without_the_columns(practice, settings, tmp_path):
+    settings.CLOSELOOP_EMBEDDINGS = False
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(f'{{"q": "{t}", "y": "{label}"}}' for label, ts in HISTORY.items() for t in ts))
+    call_command("train", file=data, text_col="q", label_col="y")
+    assert ModelVersion.objects.get().labels == ["billing", "records", "refill"]
+    with pytest.raises(CommandError, match="columns"):
+        call_command("train", file=data)
+
+
+def test_a_configured_llm_adds_a_second_opinion_for_the_person_at_triage(trained, practice, settings):
+    import json
+
+    from closeloop.understanding.tests.test_llm import Server
+
+    server = Server(json.dumps({"request_type": "refill", "confidence": 0.7, "urgent": False, "reason": "meds"}))
+    settings.CLOSELOOP_LLM_URL = server.url
+    try:
+        practice.types["refill"].confidence_threshold = 1.0
+        practice.types["refill"].save()
+        case = _open("Please refill my meloxicam prescription at CVS")
+        enqueue_case(case)
+        run_jobs()
+    finally:
+        server.close()
+    event = case.events.get(kind="sent_to_triage")
+    assert event.data["suggestions"][-1]["source"] == "llm"
+    assert case.events.filter(kind="classified").count() == 0  # a suggestion, never applied by itself

@@ -1,0 +1,128 @@
+"""Text from every input: PDF text layers, scans through Tesseract (with word boxes), images, email.
+
+Per-page output. A PDF page whose text layer is empty (a scan or a fax) is rendered at
+300 dpi and OCR'd. Multi-page TIFF faxes give one page per frame.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+# Tesseract's OpenMP threads fight each other on small machines: one a process (OFFLINE-MODELS.md).
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+OCR_DPI = 300
+MIN_TEXT_LAYER_CHARS = 20
+MAX_PAGES = 200
+
+
+class ExtractionError(ValueError):
+    """The bytes are not a document we can read."""
+
+
+@dataclass
+class Word:
+    text: str
+    left: int
+    top: int
+    width: int
+    height: int
+    conf: float
+    start: int  # character offset of the word in the page text
+
+    def as_list(self) -> list[Any]:
+        return [self.text, self.left, self.top, self.width, self.height, round(self.conf, 1), self.start]
+
+
+@dataclass
+class Page:
+    number: int
+    text: str
+    method: str
+    words: list[Word] = field(default_factory=list)
+
+
+def kind_of(data: bytes, content_type: str = "", filename: str = "") -> str:
+    name = filename.lower()
+    if data[:5] == b"%PDF-" or content_type == "application/pdf" or name.endswith(".pdf"):
+        return "pdf"
+    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff":
+        return "image"
+    if content_type.startswith("text/") or name.endswith((".txt", ".eml")):
+        return "text"
+    raise ExtractionError(f"cannot read {filename or 'document'} ({content_type or 'unknown type'})")
+
+
+def extract_pages(data: bytes, content_type: str = "", filename: str = "") -> list[Page]:
+    kind = kind_of(data, content_type, filename)
+    if kind == "pdf":
+        return _pdf_pages(data)
+    if kind == "image":
+        return _image_pages(data)
+    return [Page(1, data.decode("utf-8", errors="replace"), "text")]
+
+
+def _pdf_pages(data: bytes) -> list[Page]:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise ExtractionError(f"not a readable PDF: {exc}") from None
+    pages = []
+    try:
+        for index in range(min(len(pdf), MAX_PAGES)):
+            page = pdf[index]
+            text = page.get_textpage().get_text_range().replace("\r\n", "\n")
+            if len(text.strip()) >= MIN_TEXT_LAYER_CHARS:
+                pages.append(Page(index + 1, text, "text"))
+            else:
+                image = page.render(scale=OCR_DPI / 72).to_pil()
+                pages.append(ocr_image(image, index + 1))
+    finally:
+        pdf.close()
+    return pages
+
+
+def _image_pages(data: bytes) -> list[Page]:
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ExtractionError(f"not a readable image: {exc}") from None
+    pages = []
+    for index, frame in enumerate(ImageSequence.Iterator(image)):
+        if index >= MAX_PAGES:
+            break
+        pages.append(ocr_image(frame.convert("L"), index + 1))
+    return pages
+
+
+def ocr_image(image: Any, number: int = 1) -> Page:
+    """OCR one page; the page text is rebuilt from Tesseract's words so offsets match boxes."""
+    import pytesseract
+
+    data = pytesseract.image_to_data(image, lang="eng", config="--psm 3", output_type=pytesseract.Output.DICT)
+    words: list[Word] = []
+    parts: list[str] = []
+    offset = 0
+    last_line: tuple[int, int, int] | None = None
+    for i, token in enumerate(data["text"]):
+        token = (token or "").strip()
+        if not token:
+            continue
+        line = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        if last_line is not None:
+            sep = " " if line == last_line else "\n"
+            parts.append(sep)
+            offset += 1
+        last_line = line
+        words.append(Word(token, data["left"][i], data["top"][i], data["width"][i], data["height"][i],
+                          float(data["conf"][i]), offset))
+        parts.append(token)
+        offset += len(token)
+    return Page(number, "".join(parts), "ocr", words)
