@@ -41,6 +41,8 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(BIN)/python bench/actions.py
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/understanding.py
 	$(BIN)/python bench/followups.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/analytics.py
