@@ -294,6 +294,8 @@ def _thread_into(work: Work, case: Case) -> None:
         actions.record_event(case, Actor.system("intake"), "auto_reply_received",
                              {"inbound": work.row.pk, "from": parsed.sender, "subject": parsed.subject}, now=work.now)
         raise Stop("auto_reply")
+    if _specialist_answer(work, case):
+        raise Stop("specialist_answered")
     actions.record_inbound_message(
         case, work.sender_actor, sender=parsed.sender, subject=parsed.subject, body=parsed.body or "(empty message)",
         channel=_case_channel(work.row.channel), message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
@@ -304,6 +306,34 @@ def _thread_into(work: Work, case: Case) -> None:
                              now=work.now)
     handoff(case, work.row)  # a reply or an attachment may supply missing fields
     raise Stop("threaded")
+
+
+def _specialist_answer(work: Work, case: Case) -> bool:
+    """The briefed specialist answered by replying to the notification: record it as the answer."""
+    specialist = case.specialist
+    sender = work.parsed.sender.lower()
+    if case.stage != "awaiting_specialist" or specialist is None or not sender:
+        return False
+    if sender != (specialist.user.email or "").lower():
+        return False
+    answer = _without_quote(work.parsed.body or "")
+    if not answer:
+        return False
+    actions.record_specialist_answer(case, Actor.of(specialist), answer=answer, now=work.now)
+    return True
+
+
+def _without_quote(body: str) -> str:
+    """The new text of a reply: up to the first quoted line or 'On … wrote:' header."""
+    kept = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">") or (stripped.startswith("On ") and stripped.endswith("wrote:")):
+            break
+        if stripped.startswith("-----Original Message-----"):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
 
 
 def _documents(work: Work) -> list[Document]:

@@ -66,3 +66,27 @@ def test_a_reply_that_supplies_missing_information_updates_the_checklist(trained
     assert case.field_value("date_of_birth") == "1961-03-14"
     assert case.missing_fields == ["patient_name"]
     assert case.stage == "in_progress" and case.waiting_on == "owner"  # the reply handed the ball back
+
+
+def test_a_specialist_answers_by_replying_to_the_brief(practice, mail, smtp_server):
+    from closeloop.cases import actions
+    from closeloop.cases.models import Party
+    from closeloop.outbound.outbox import deliver_due
+
+    case = actions.open_case(actor=actions.Actor.system(), subject="Knee referral", body="Please see Maria.",
+                             request_type=practice.types["referral"],
+                             requester=Party.objects.create(name="Dr Shah", email="shah@clinic.example"))
+    actions.hand_to_specialist(case, actions.Actor.of(practice.coordinator), specialist=practice.specialist,
+                               question="Surgical consult or physio first?")
+    deliver_due()
+    brief = smtp_server.to(practice.specialist.user.email)[0].message
+    reply = mail(sender=practice.specialist.user.email, subject=f"Re: {brief['Subject']}",
+                 body="Physio first, review in six weeks.\n\nOn Mon, closeloop wrote:\n> Surgical consult or physio?",
+                 headers={"In-Reply-To": brief["Message-ID"].strip()})
+    row, _ = receive_and_process(Inbound(channel="import", raw=reply))
+    row.refresh_from_db()
+    case.refresh_from_db()
+    assert row.result == "specialist_answered", (row.result, row.error)
+    assert case.stage == "ready_to_reply" and case.specialist_answer == "Physio first, review in six weeks."
+    event = case.events.get(kind="specialist_answered")
+    assert event.actor_staff == practice.specialist
