@@ -187,7 +187,8 @@ class TextClassifier:
         probs, emb = self.predict_proba(texts)
         novelty = self._novelty(emb, probs)
         out = []
-        for row, nov in zip(probs, novelty, strict=True):
+        for row, raw_novelty in zip(probs, novelty, strict=True):
+            nov = float(raw_novelty)  # numpy scalars do not serialise to JSON
             top = np.argsort(-row)[:3]
             confidence = float(row[top[0]]) * (1.0 - nov)
             out.append(Prediction(self.labels[top[0]], confidence,

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 DEV = Path(__file__).resolve().parents[3] / "data" / "dev" / "requests_train.csv"
 
 
-@pytest.fixture
-def trained(practice, settings):
-    settings.CLOSELOOP_EMBEDDINGS = False  # the wiring is under test here, not the embedder
+@pytest.fixture(params=[False, True], ids=["tfidf", "embeddings"])
+def trained(request, practice, settings):
+    settings.CLOSELOOP_EMBEDDINGS = request.param  # the product's default is on; off is the fast path
     with DEV.open() as f:
         rows = [r for r in csv.DictReader(f) if r["label"] != "oos"]
     assert train([r["text"] for r in rows], [r["label"] for r in rows], force=True).version is not None
