@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,19 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def child(db: str, cases: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("CLOSELOOP_DEVELOPMENT", "1")
-    os.environ["CLOSELOOP_DATA_DIR"] = tempfile.mkdtemp(prefix="closeloop-bench-")
-    cluster = None
-    if db == "postgres":
-        from closeloop.testing.postgres import start
+    from closeloop.testing.benchdb import bench_database
 
-        cluster = start()
-        os.environ["DATABASE_URL"] = cluster.url
-    try:
+    with bench_database(db):
         return _measure(cases)
-    finally:
-        if cluster is not None:
-            cluster.stop()
 
 
 def _measure(cases: int) -> dict[str, float]:

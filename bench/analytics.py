@@ -19,7 +19,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -38,19 +37,10 @@ DETOURS = [
 
 def child(db: str, cases: int, events: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("CLOSELOOP_DEVELOPMENT", "1")
-    os.environ["CLOSELOOP_DATA_DIR"] = tempfile.mkdtemp(prefix="closeloop-bench-")
-    cluster = None
-    if db == "postgres":
-        from closeloop.testing.postgres import start
+    from closeloop.testing.benchdb import bench_database
 
-        cluster = start()
-        os.environ["DATABASE_URL"] = cluster.url
-    try:
+    with bench_database(db):
         return _measure(cases, events)
-    finally:
-        if cluster is not None:
-            cluster.stop()
 
 
 def _fabricate(cases: int, events: int) -> None:

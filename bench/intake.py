@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -42,24 +41,11 @@ def make(i: int) -> bytes:
 
 
 def child(db: str, n: int, sustained: int) -> dict[str, Any]:
-    data_dir = tempfile.mkdtemp(prefix="closeloop-bench-")
-    os.environ.update(CLOSELOOP_DEVELOPMENT="1", CLOSELOOP_DATA_DIR=data_dir,
-                      DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="ERROR",
-                      CLOSELOOP_INTAKE_SENDER_LIMIT="1000000")
-    cluster = None
-    if db == "postgres":
-        from closeloop.testing.postgres import start
+    from closeloop.testing.benchdb import bench_database
 
-        cluster = start()
-        os.environ["DATABASE_URL"] = cluster.url
-    try:
+    with bench_database(db, DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="ERROR",
+                        CLOSELOOP_INTAKE_SENDER_LIMIT="1000000"):
         return _measure(db, n, sustained)
-    finally:
-        if cluster is not None:
-            from django.db import connections
-
-            connections.close_all()
-            cluster.stop()
 
 
 def _measure(db: str, n: int, sustained: int) -> dict[str, Any]:

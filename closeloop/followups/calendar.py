@@ -105,10 +105,9 @@ class Calendar:
         if year not in self._country_years:
             import holidays as holidays_lib
 
-            try:
-                found = holidays_lib.country_holidays(self.country, subdiv=self.subdivision or None, years=year)
-            except NotImplementedError:
-                raise CalendarError(f"no holiday calendar for country {self.country!r}") from None
+            if self.country not in holidays_lib.list_supported_countries():
+                raise CalendarError(f"no holiday calendar for country {self.country!r}")
+            found = holidays_lib.country_holidays(self.country, subdiv=self.subdivision or None, years=year)
             self._country_years[year] = frozenset(found)
         return self._country_years[year]
 
