@@ -244,3 +244,7 @@ CLOSELOOP_ONNX_THREADS = envint("CLOSELOOP_ONNX_THREADS", 1)
 CLOSELOOP_ROUTE_THRESHOLD = float(env("CLOSELOOP_ROUTE_THRESHOLD", "0.8"))
 CLOSELOOP_RETRAIN_HOURS = envint("CLOSELOOP_RETRAIN_HOURS", 24)
 CLOSELOOP_LLM_TIMEOUT = envint("CLOSELOOP_LLM_TIMEOUT", 60)
+
+# ---- web
+# Seconds between htmx polls of the queues and the case page (live updates of others' changes).
+CLOSELOOP_WEB_POLL_SECONDS = max(1, envint("CLOSELOOP_WEB_POLL_SECONDS", 10))

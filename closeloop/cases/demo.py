@@ -89,7 +89,19 @@ def seed(*, seed_value: int = 7, cases: int = 40, calendars: bool = True) -> Non
                 confidence_threshold=0.8, policy={"autoclose_days": 5, "specialist_reminder_hours": 16},
             )
         _routes(types, teams)
+        _app_hooks(types)
         _cases(rng, types, staff, cases)
+
+
+def _app_hooks(types: dict[str, RequestType]) -> None:
+    """Each app's demo data: an AppConfig may name `demo_seed = "dotted.path"`, called with the types."""
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+
+    for config in apps.get_app_configs():
+        hook = getattr(config, "demo_seed", None)
+        if hook:
+            import_string(hook)(types=types)
 
 
 def _routes(types: dict[str, RequestType], teams: dict[str, Team]) -> None:

@@ -6,3 +6,4 @@ from django.apps import AppConfig
 class WebConfig(AppConfig):
     name = "closeloop.web"
     label = "web"
+    demo_seed = "closeloop.web.replies.seed_demo"  # default reply templates for the demo's request types

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template import TemplateSyntaxError
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -19,9 +21,11 @@ from closeloop.cases.stages import Stage
 from closeloop.outbound.templates import render as render_template
 
 from . import forms as f
+from . import replies
 from .common import audit, case_for, open_cases, staff_required
 from .documents import documents_for
-from .timeline import sla_progress, timeline
+from .models import ReplyTemplate
+from .timeline import EVENT_LABELS, sla_progress, timeline
 from .views import nav
 
 CONFLICT = ("Someone else changed this case first. The page now shows their change; "
@@ -90,12 +94,14 @@ def _merge(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) ->
 
 
 def _reply(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
+    # The purpose comes from the chosen template, server-side: the type's auto-send policy keys on it.
+    purpose = d["template"].purpose if d.get("template") else "reply"
     if d.get("send"):
-        if not can(staff, "approve"):
-            raise PermissionDenied("you may draft replies but not send them")
+        if not replies.may_send_directly(case, staff, purpose):
+            raise PermissionDenied("this reply needs approval: save it as a draft")
         actions.approve_and_send(case, actor, subject=d["subject"], body=d["body"])
         return "Reply sent."
-    actions.draft_reply(case, actor, subject=d["subject"], body=d["body"])
+    actions.draft_reply(case, actor, subject=d["subject"], body=d["body"], purpose=purpose)
     return "Draft saved; it waits for approval."
 
 
@@ -103,8 +109,13 @@ def _approve(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) 
     draft = Message.objects.filter(pk=d["message"], case=case, status=Message.Status.DRAFT).first()
     if draft is None:
         raise actions.ActionError("that draft was already sent or discarded", field="message")
+    if not replies.may_approve(case, staff, draft):
+        raise PermissionDenied("someone other than its author approves this draft")
+    edited = (d.get("subject") or draft.subject) != draft.subject or (d.get("body") or draft.body) != draft.body
+    # approve_and_send saves the draft it is given, so the approver's corrections go out as shown.
+    draft.subject, draft.body = d.get("subject") or draft.subject, d.get("body") or draft.body
     actions.approve_and_send(case, actor, message=draft)
-    return "Reply approved and sent."
+    return "Reply edited, approved and sent." if edited else "Reply approved and sent."
 
 
 def _field(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
@@ -131,10 +142,11 @@ ACTIONS: dict[str, tuple[type[f.VersionedForm], str, Handler]] = {
 }
 
 
-def _make_form(name: str, case: Case, data: Any = None) -> f.VersionedForm:
+def _make_form(name: str, case: Case, data: Any = None, initial: dict[str, Any] | None = None) -> f.VersionedForm:
     form_class = ACTIONS[name][0]
-    kwargs: dict[str, Any] = {"prefix": name, "initial": {"version": case.version, **_initial(name, case)}}
-    if form_class is f.RequestInfoForm:
+    kwargs: dict[str, Any] = {"prefix": name,
+                              "initial": {"version": case.version, **_initial(name, case), **(initial or {})}}
+    if form_class in (f.RequestInfoForm, f.ReplyForm):
         kwargs["case"] = case
     return form_class(data, **kwargs)
 
@@ -170,19 +182,66 @@ def _triage_suggestions(case: Case) -> list[dict[str, Any]]:
 def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedForm] | None = None,
                  status: int = 200, open_action: str = "") -> HttpResponse:
     staff: Staff = request.staff  # type: ignore[attr-defined]
-    bound = bound or {}
+    bound, composer_error = bound or {}, ""
+    if "reply" not in bound and request.method == "GET" and request.GET.get("template"):
+        bound["reply"], composer_error = _composer(case, staff, request.GET["template"])  # a link to a template
+        open_action = "reply"
     action_forms = {name: bound.get(name) or _make_form(name, case) for name in ACTIONS}
     perms = {p: can(staff, p) for p in ("work", "answer", "approve", "escalate", "merge", "comment")}
     missing_subject, missing_preview = render_template(case, "missing_info", {"message": ""})
     context = {
         **nav(request), "case": case, "timeline": timeline(case), "sla": sla_progress(case, timezone.now()),
         "forms": action_forms, "perms": perms, "open_action": open_action, "is_open": case.is_open,
-        "drafts": case.messages.filter(status=Message.Status.DRAFT).select_related("created_by__user"),
+        "drafts": _drafts(case, staff),
+        "send_now": replies.may_send_directly(case, staff, _purpose(action_forms["reply"])),
         "documents": documents_for(case), "fields": _field_rows(case),
         "missing": [(n, f.staff_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
-        "missing_preview": missing_preview, "Stage": Stage,
+        "missing_preview": missing_preview, "Stage": Stage, "composer_error": composer_error,
+        "poll_seconds": settings.CLOSELOOP_WEB_POLL_SECONDS,
     }
     return render(request, "web/case.html", context, status=status)
+
+
+def _drafts(case: Case, staff: Staff) -> list[dict[str, Any]]:
+    drafts = case.messages.filter(status=Message.Status.DRAFT).select_related("created_by__user")
+    return [{"message": d, "may_approve": replies.may_approve(case, staff, d)} for d in drafts]
+
+
+def _purpose(form: f.VersionedForm) -> str:
+    template = form["template"].value() if "template" in form.fields else None
+    if not template:
+        return "reply"
+    chosen = ReplyTemplate.objects.filter(pk=template).values_list("purpose", flat=True).first() \
+        if str(template).isdigit() else None
+    return chosen or "reply"
+
+
+def _composer(case: Case, staff: Staff, template_id: str) -> tuple[f.VersionedForm, str]:
+    """The reply form filled from a template rendered against the case, and an error to show, if any."""
+    template = replies.templates_for(case).filter(pk=template_id).first() if template_id.isdigit() else None
+    if template is None:
+        return _make_form("reply", case), "That template is not offered for this case." if template_id else ""
+    try:
+        subject, body = replies.render_reply(template, case, staff)
+    except TemplateSyntaxError as exc:
+        return _make_form("reply", case, initial={"template": template.pk}), \
+            f"The template “{template.name}” has an error; ask an admin to fix it ({exc})."
+    return _make_form("reply", case, initial={"template": template.pk, "subject": subject, "body": body}), ""
+
+
+@staff_required
+def compose(request: HttpRequest, case_id: int) -> HttpResponse:
+    """htmx: the composer's fields filled from the chosen template (rendered here, escaped by the widget)."""
+    staff: Staff = request.staff  # type: ignore[attr-defined]
+    if not can(staff, "comment"):
+        raise PermissionDenied("your role may not write replies")
+    case = case_for(staff, case_id)
+    form, error = _composer(case, staff, request.GET.get("reply-template", "") or request.GET.get("template", ""))
+    return render(request, "web/_reply_fields.html", {
+        "case": case, "form": form, "error": error,
+        "send_now": replies.may_send_directly(case, staff, _purpose(form)),
+        "perms": {"approve": can(staff, "approve")},
+    })
 
 
 def _field_rows(case: Case) -> list[dict[str, Any]]:
@@ -206,14 +265,21 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @staff_required
 def case_poll(request: HttpRequest, case_id: int) -> HttpResponse:
-    """Polled every few seconds: says so when someone else changed the case since it was loaded."""
+    """Polled every few seconds with the version the page was loaded with. Once someone else changed
+    the case it says who and what, and swaps in the fresh header (out of band); it keeps polling with
+    the page's version, so the action forms still carry it and a stale submit gets the conflict page."""
     case = case_for(request.staff, case_id)  # type: ignore[attr-defined]
     try:
         seen = int(request.GET.get("v", "0"))
     except ValueError:
         seen = 0
-    last = case.events.order_by("-at", "-id").first() if case.version != seen else None
-    return render(request, "web/_case_poll.html", {"case": case, "changed": case.version != seen, "last": last})
+    changed = case.version != seen
+    last = case.events.order_by("-at", "-id").first() if changed else None
+    return render(request, "web/_case_poll.html", {
+        "case": case, "changed": changed, "seen": seen, "poll_seconds": settings.CLOSELOOP_WEB_POLL_SECONDS,
+        "last_label": EVENT_LABELS.get(last.kind, last.kind.replace("_", " ")).lower() if last else "",
+        "last": last, "sla": sla_progress(case, timezone.now()) if changed else None, "is_open": case.is_open,
+    })
 
 
 @staff_required

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.urls import reverse
 
 from closeloop.cases.models import Case, RequestType, Role, Staff, Team
 from closeloop.outbound.templates import FIELD_LABELS
+
+from .models import ReplyTemplate
 
 OUTCOMES = [("completed", "Completed"), ("booked", "Appointment booked"), ("sent", "Records sent"),
             ("declined", "Declined"), ("no_response", "No response from requester"),
@@ -103,12 +106,27 @@ class ReasonForm(VersionedForm):
 
 
 class ReplyForm(VersionedForm):
+    template = forms.ModelChoiceField(queryset=ReplyTemplate.objects.none(), required=False,
+                                      empty_label="(start from a template)", label="Template")
     subject = forms.CharField(max_length=300)
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), max_length=20000)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), max_length=20000)
+
+    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+        from .replies import templates_for
+
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = templates_for(case)  # type: ignore[attr-defined]
+        self.fields["template"].label_from_instance = lambda t: t.name  # type: ignore[attr-defined]
+        # Choosing a template asks the server for the filled-in subject and body (htmx swaps them in).
+        self.fields["template"].widget.attrs.update({
+            "hx-get": reverse("web:compose", args=[case.pk]), "hx-target": "#reply-fields", "hx-swap": "outerHTML"})
 
 
 class ApproveForm(VersionedForm):
     message = forms.IntegerField(widget=forms.HiddenInput)
+    # An approver may correct the draft before it goes; empty means "as drafted".
+    subject = forms.CharField(max_length=300, required=False)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), max_length=20000, required=False)
 
 
 class FieldForm(VersionedForm):

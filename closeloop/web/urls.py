@@ -32,6 +32,7 @@ urlpatterns = [
     path("bulk/", views.bulk, name="bulk"),
     path("c/<int:case_id>/", case_views.case_page, name="case"),
     path("c/<int:case_id>/poll/", case_views.case_poll, name="case_poll"),
+    path("c/<int:case_id>/compose/", case_views.compose, name="compose"),
     path("c/<int:case_id>/do/<slug:name>/", case_views.case_act, name="case_act"),
     path("c/<int:case_id>/d/<int:doc_id>/", documents.document_file, name="document"),
     path("c/<int:case_id>/d/<int:doc_id>/p/<int:page>.png", documents.document_page, name="document_page"),

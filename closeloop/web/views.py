@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -67,6 +68,7 @@ def queue(request: HttpRequest, name: str) -> HttpResponse:
         "queue": name, "queue_label": QUEUES[name], "cases": rows[:PAGE_SIZE], "page": page,
         "has_next": len(rows) > PAGE_SIZE, "params": params, "now": timezone.now(),
         "bulk": BulkForm(allowed_ids=[]), "can_work": can(request.staff, "work"),  # type: ignore[attr-defined]
+        "poll_seconds": settings.CLOSELOOP_WEB_POLL_SECONDS,
     }
     if request.htmx and request.GET.get("rows"):  # type: ignore[attr-defined]
         return render(request, "web/_queue_rows.html", context)
