@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode, urlparse
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 
@@ -21,18 +23,30 @@ View = Callable[..., HttpResponseBase]
 
 
 def staff_required(view: View) -> View:
-    """Signed in and an active staff member; `request.staff` is set for the view."""
+    """Signed in and an active staff member; `request.staff` is set for the view. When the session
+    expired under a polling page, htmx is told to load the sign-in page as a whole page (a plain
+    redirect would swap the sign-in form into a table row)."""
 
-    @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         staff = staff_for(request.user)
         if staff is None:
             raise PermissionDenied("this account is not an active staff member")
         request.staff = staff  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 
-    return wrapper
+    signed_in = login_required(inner)
+
+    @wraps(view)
+    def expired_poll(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated and getattr(request, "htmx", False):
+            page = urlparse(request.headers.get("HX-Current-URL", "")).path or "/"
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = f"{settings.LOGIN_URL}?{urlencode({'next': page})}"
+            return response
+        return signed_in(request, *args, **kwargs)
+
+    return expired_poll
 
 
 def client_ip(request: HttpRequest) -> str | None:

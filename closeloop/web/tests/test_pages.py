@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -149,3 +150,20 @@ def test_it_keeps_hot_pages_to_a_fixed_number_of_queries(coordinator_client: Cli
         assert coordinator_client.get("/q/team/").status_code == 200
     with django_assert_max_num_queries(18):  # + the reply templates offered
         assert coordinator_client.get(f"/c/{referral.pk}/").status_code == 200
+
+
+def test_sessions_expire_after_the_configured_age(coordinator_client: Client, referral: Case, settings: Any) -> None:
+    import time_machine
+    from django.utils import timezone
+
+    assert settings.SESSION_COOKIE_AGE == 8 * 3600 and settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    with time_machine.travel(timezone.now() + timedelta(hours=7, minutes=50)):
+        assert coordinator_client.get("/q/mine/").status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(hours=8, minutes=1)):
+        response = coordinator_client.get("/q/mine/")
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+        # A polling page is sent to the sign-in page as a whole page, not swapped into its rows.
+        poll = coordinator_client.get(f"/c/{referral.pk}/poll/?v=1", HTTP_HX_REQUEST="true",
+                                      HTTP_HX_CURRENT_URL=f"http://testserver/c/{referral.pk}/")
+        assert poll.status_code == 204
+        assert poll["HX-Redirect"] == f"/login/?next=%2Fc%2F{referral.pk}%2F"
