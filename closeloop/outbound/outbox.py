@@ -205,11 +205,26 @@ def _deliver_one(row: OutboxMessage, connection: object) -> int:
         if hasattr(connection, "connection"):
             connection.connection = None  # force a reconnect for the next message
         return 0
-    now = timezone.now()
-    OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.SENT, sent_at=now, claimed_until=None)
-    if row.message_id:
-        Message.objects.filter(message_id=row.message_id).update(status=Message.Status.SENT)
+    _mark_sent(row, timezone.now())
     return 1
+
+
+def _mark_sent(row: OutboxMessage, now: datetime) -> None:
+    """The row and its conversation message are sent: one statement on PostgreSQL (one round
+    trip per message matters at hundreds a second), two on SQLite."""
+    if connection.vendor != "postgresql":
+        OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.SENT, sent_at=now,
+                                                       claimed_until=None)
+        Message.objects.filter(message_id=row.message_id).update(status=Message.Status.SENT)
+        return
+    qn = connection.ops.quote_name
+    outbox, messages = qn(OutboxMessage._meta.db_table), qn(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH sent AS (UPDATE {outbox} SET status = %s, sent_at = %s, claimed_until = NULL "  # noqa: S608
+            f"WHERE id = %s RETURNING message_id) UPDATE {messages} SET status = %s "
+            f"WHERE message_id IN (SELECT message_id FROM sent)",
+            [OutboxMessage.Status.SENT.value, now, row.pk, Message.Status.SENT.value])
 
 
 def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
