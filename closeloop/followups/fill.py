@@ -96,8 +96,8 @@ def _copy(model: type[models.Model], table: str, columns: str, varying: list[mod
                     copy.write(buffer.getvalue())
                     buffer, lines = StringIO(), 0
             copy.write(buffer.getvalue())
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{model._meta.db_table}', 'id'), "
-                       f"(SELECT MAX(id) FROM {table}))")  # noqa: S608 - identifiers from the model
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT MAX(id) FROM {table}))",  # noqa: S608
+                       [model._meta.db_table])
 
 
 def _copy_text(field: models.Field[Any, Any], value: Any) -> str:
