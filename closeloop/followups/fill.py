@@ -53,7 +53,7 @@ def fill(count: int, due_fraction: float, now: datetime, *, request_type: Reques
 
 
 def _next_id(model: type[models.Model]) -> int:
-    return int(model.objects.aggregate(top=Max("id"))["top"] or 0) + 1
+    return int(model._default_manager.aggregate(top=Max("id"))["top"] or 0) + 1
 
 
 def insert_rows(model: type[models.Model], template: models.Model, varying: Sequence[str],
