@@ -54,7 +54,9 @@ def _setup(db: str) -> tuple[str, Any]:
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='closeloop-bench-')}/template.sqlite3"
     os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "closeloop.settings_test",
-                       "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": str(LEASE_SECONDS)})
+                       "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": str(LEASE_SECONDS),
+                       # the understanding package would train its classifier on the million bench cases
+                       "CLOSELOOP_RETRAIN_HOURS": "0"})
     import django
 
     django.setup()
