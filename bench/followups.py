@@ -11,7 +11,8 @@ per worker, from the first to the last chase), p50/p99 delay between a case's du
 its chase, peak memory per worker, and performed / expected / lost / duplicated (chase
 events per case), duplicate_sends (the same Message-ID received twice: only after a kill)
 and mail_received. `--kill-every S` SIGKILLs a random worker every S seconds and starts a
-replacement. `--spread S` spreads the due times over S seconds from the start (0: all due
+replacement. `--warmup S` makes the first case fall due S seconds after the workers start, so
+delays do not include their start-up. `--spread S` spreads the due times over S seconds from the start (0: all due
 at once, a backlog, which measures throughput; a spread below capacity measures delay).
 The first run (one worker) is the baseline of the speed-up column. The teams work on an
 always-open calendar so the figures do not depend on the time of day.
@@ -122,29 +123,30 @@ def _fresh(db: str, template_url: str, n: int) -> str:
     return url
 
 
-def _start(url: str, smtp_port: int, batch: int) -> subprocess.Popen[str]:
+def _start(url: str, smtp_port: int, batch: int, idle_exit: float = 3.0) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
            "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", "3", "--batch",
-                             str(batch)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    command = [sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", str(idle_exit), "--batch", str(batch)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def _shift_due(due: dict[int, datetime]) -> dict[int, datetime]:
-    """Move the due cases' times by (now - first due time), so a run's delays count from its start."""
+def _shift_due(due: dict[int, datetime], warmup: float) -> dict[int, datetime]:
+    """Move the due cases so the first falls due `warmup` seconds from now (workers start meanwhile)."""
     from django.db.models import F
     from django.utils import timezone
 
     from closeloop.cases.models import Case
 
     first, last = min(due.values()), max(due.values())
-    delta = timezone.now() - first
+    delta = timezone.now() + timedelta(seconds=warmup) - first
     Case.objects.filter(next_due_at__gte=first, next_due_at__lte=last).update(next_due_at=F("next_due_at") + delta)
     return {pk: at + delta for pk, at in due.items()}
 
 
-def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every: float) -> tuple[int, list[float]]:
+def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every: float,
+                 idle_exit: float) -> tuple[int, list[float]]:
     rng, kills, peaks = random.Random(3), 0, []
-    procs = [_start(url, smtp_port, batch) for _ in range(workers)]
+    procs = [_start(url, smtp_port, batch, idle_exit) for _ in range(workers)]
     next_kill = time.monotonic() + kill_every if kill_every else float("inf")
     while any(p.poll() is None for p in procs):
         if time.monotonic() >= next_kill:
@@ -154,7 +156,7 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
             victim.wait()
             kills += 1
             procs.remove(victim)
-            procs.append(_start(url, smtp_port, batch))
+            procs.append(_start(url, smtp_port, batch, idle_exit))
             next_kill += kill_every
         time.sleep(0.05)
     for p in procs:
@@ -165,7 +167,8 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
 
 
 def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
-        kill_every: float) -> dict[str, Any]:
+        kill_every: float, warmup: float = 0.0) -> dict[str, Any]:
+    from django.conf import settings
     from django.db.models import Count, Max, Min
     from django.utils import timezone
 
@@ -176,18 +179,21 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     from closeloop.testing.smtp import SMTPServer
 
     url = _fresh(db, template_url, n)
-    due = _shift_due(template_due)
+    due = _shift_due(template_due, warmup)
     wall = time.monotonic()
     with SMTPServer() as smtp:
-        kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every)
+        kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
         wall = time.monotonic() - wall
         swept = 0
         if kills:  # what a surviving worker does once the leases and claims of the killed ones run out
+            settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
             later = timezone.now() + timedelta(seconds=CLAIM_SECONDS + LEASE_SECONDS)
             while run_due(500, now=timezone.now() + timedelta(seconds=LEASE_SECONDS + 1)):
                 pass
-            while (sent := deliver_due(500, now=later)):
-                swept += sent
+            for _ in range(20):
+                if not OutboxMessage.objects.filter(status__in=["pending", "sending"]).exists():
+                    break
+                swept += deliver_due(500, now=later)
         received = Counter(m.group(1) for r in smtp.messages if (m := MESSAGE_ID.search(r.data)))
     chases = Event.objects.filter(kind="requester_chased")
     span = chases.aggregate(first=Min("at"), last=Max("at"))
@@ -221,6 +227,8 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=0.0, help="SIGKILL a random worker every S seconds")
     parser.add_argument("--spread", type=float, default=0.0, help="due times spread over S seconds (0: backlog)")
     parser.add_argument("--batch", type=int, default=200, help="cases a worker claims at once")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="the first case falls due S seconds after the workers start (delay without start-up)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = sorted({1, *(int(w) for w in str(args.workers).split(","))})
@@ -232,7 +240,7 @@ def main() -> int:
         template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
         fill_s = round(time.monotonic() - started, 1)
         rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
-                    else 0.0) for i, w in enumerate(counts)]
+                    else 0.0, args.warmup) for i, w in enumerate(counts)]
     finally:
         if cluster is not None:
             from django.db import connections
