@@ -1,22 +1,32 @@
 """Follow-up worker benchmark.
 
-    python bench/followups.py [--cases N] [--due-fraction F] [--workers W] [--db sqlite|postgres]
-                              [--kill-every S] [--spread S] [--json]
+    python bench/followups.py [--cases N] [--due-fraction F] [--workers W[,W…]] [--db sqlite|postgres]
+                              [--kill-every S] [--spread S] [--batch B] [--json]
 
-Fills N open cases waiting on requesters (bulk insert), makes a fraction due, runs W worker
-processes (`python -m closeloop.followups.loop`) against a real SMTP server (aiosmtpd), and
-prints follow-ups per second, p50/p99 delay between due time and the chase, peak memory per
-worker, and performed / expected / lost / duplicated. `--kill-every S` SIGKILLs a random worker
-every S seconds and starts a replacement. The baseline row is the same run with one worker.
-PostgreSQL runs on a throwaway cluster started here (closeloop.testing.postgres).
+Fills N open cases waiting on requesters (COPY on PostgreSQL, executemany on SQLite; once,
+then every run starts from a copy of that database), makes a fraction F due, runs W worker
+processes (`python -m closeloop.followups.loop`, every worker job: chasing and the outbox)
+against a real SMTP server (aiosmtpd), and prints per run: follow-ups per second (total and
+per worker, from the first to the last chase), p50/p99 delay between a case's due time and
+its chase, peak memory per worker, and performed / expected / lost / duplicated (chase
+events per case), duplicate_sends (the same Message-ID received twice: only after a kill)
+and mail_received. `--kill-every S` SIGKILLs a random worker every S seconds and starts a
+replacement. `--warmup S` makes the first case fall due S seconds after the workers start, so
+delays do not include their start-up. `--spread S` spreads the due times over S seconds from the start (0: all due
+at once, a backlog, which measures throughput; a spread below capacity measures delay).
+The first run (one worker) is the baseline of the speed-up column. The teams work on an
+always-open calendar so the figures do not depend on the time of day.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -24,12 +34,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.MULTILINE | re.IGNORECASE)
+ALWAYS_OPEN = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+LEASE_SECONDS = 5
 
 
 def _setup(db: str) -> tuple[str, Any]:
@@ -40,103 +53,167 @@ def _setup(db: str) -> tuple[str, Any]:
         cluster = start()
         url = cluster.url
     else:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='closeloop-bench-')}/bench.sqlite3"
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='closeloop-bench-')}/template.sqlite3"
     os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "closeloop.settings_test",
-                       "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": "5"})
+                       "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": str(LEASE_SECONDS),
+                       # the understanding package would train its classifier on the million bench cases
+                       "CLOSELOOP_RETRAIN_HOURS": "0"})
     import django
 
     django.setup()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     return url, cluster
 
 
-def _fresh_database(db: str, url: str) -> str:
-    """A new empty database per run (PostgreSQL: CREATE DATABASE; SQLite: a new file)."""
-    from django.core.management import call_command
-    from django.db import connection, connections
-
-    if db == "postgres":
-        name = f"bench_{int(time.time() * 1000)}"
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-        url = url.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='closeloop-bench-')}/bench.sqlite3"
+def _use(db: str, url: str) -> None:
     import dj_database_url
     from django.conf import settings
+    from django.db import connections
 
     connections.close_all()
     settings.DATABASES["default"].update(dj_database_url.parse(url))
     if db == "sqlite":
         settings.DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20,
                                                     "init_command": "PRAGMA journal_mode=WAL;"}
-    call_command("migrate", verbosity=0)
-    return url
 
 
-def _start(url: str, smtp_port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", "3", "--batch", "100"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
-def run(db: str, base_url: str, cases: int, fraction: float, workers: int, kill_every: float,
-        spread: float) -> dict[str, Any]:
-    from django.db.models import Count, Min
+def _template(db: str, base_url: str, cases: int, fraction: float, spread: float) -> tuple[str, dict[int, datetime]]:
+    """Fill one database; returns its URL and {case id: due time}."""
+    from django.core.management import call_command
+    from django.db import connection
     from django.utils import timezone
 
     from closeloop.cases.demo import seed
-    from closeloop.cases.models import Event, RequestType
+    from closeloop.cases.models import RequestType
     from closeloop.followups.fill import fill
+    from closeloop.followups.models import BusinessCalendar
+
+    url = base_url
+    if db == "postgres":
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE bench_template")
+        url = base_url.rsplit("/", 1)[0] + "/bench_template"
+    _use(db, url)
+    call_command("migrate", verbosity=0)
+    seed(cases=0, calendars=False)
+    BusinessCalendar.objects.create(name="Always open", time_zone="UTC", hours=ALWAYS_OPEN, is_default=True)
+    now = timezone.now()
+    due = fill(cases, fraction, now, request_type=RequestType.objects.get(slug="referral"), spread_seconds=spread)
+    if db == "postgres":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    return url, due
+
+
+def _fresh(db: str, template_url: str, n: int) -> str:
+    """A copy of the filled database for one run, with the due times moved to start now."""
+    from django.db import connection
+
+    if db == "postgres":
+        _use(db, template_url.rsplit("/", 1)[0] + "/postgres")
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE bench_run_{n} TEMPLATE bench_template")
+        url = template_url.rsplit("/", 1)[0] + f"/bench_run_{n}"
+    else:
+        path = template_url.removeprefix("sqlite:///")
+        copy = f"{path}.run{n}"
+        shutil.copy(path, copy)
+        url = f"sqlite:///{copy}"
+    _use(db, url)
+    return url
+
+
+def _start(url: str, smtp_port: int, batch: int, idle_exit: float = 3.0) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
+           "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", str(idle_exit), "--batch", str(batch)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _shift_due(due: dict[int, datetime], warmup: float) -> dict[int, datetime]:
+    """Move the due cases so the first falls due `warmup` seconds from now (workers start meanwhile)."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from closeloop.cases.models import Case
+
+    first, last = min(due.values()), max(due.values())
+    delta = timezone.now() + timedelta(seconds=warmup) - first
+    Case.objects.filter(next_due_at__gte=first, next_due_at__lte=last).update(next_due_at=F("next_due_at") + delta)
+    return {pk: at + delta for pk, at in due.items()}
+
+
+def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every: float,
+                 idle_exit: float) -> tuple[int, list[float]]:
+    rng, kills, peaks = random.Random(3), 0, []
+    procs = [_start(url, smtp_port, batch, idle_exit) for _ in range(workers)]
+    next_kill = time.monotonic() + kill_every if kill_every else float("inf")
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() >= next_kill:
+            alive = [p for p in procs if p.poll() is None]
+            victim = rng.choice(alive)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            procs.remove(victim)
+            procs.append(_start(url, smtp_port, batch, idle_exit))
+            next_kill += kill_every
+        time.sleep(0.05)
+    for p in procs:
+        out = (p.stdout.read() if p.stdout else "").strip()
+        if out:
+            peaks.append(json.loads(out.splitlines()[-1])["peak_rss_mib"])
+    return kills, peaks
+
+
+def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
+        kill_every: float, warmup: float = 0.0) -> dict[str, Any]:
+    from django.conf import settings
+    from django.db.models import Count, Max, Min
+    from django.utils import timezone
+
+    from closeloop.cases.models import Event
+    from closeloop.followups.worker import run_due
     from closeloop.outbound.models import OutboxMessage
     from closeloop.outbound.outbox import CLAIM_SECONDS, deliver_due
     from closeloop.testing.smtp import SMTPServer
 
-    url = _fresh_database(db, base_url)
-    seed(cases=0)
-    t0 = time.monotonic()
-    due = fill(cases, fraction, timezone.now(), request_type=RequestType.objects.get(slug="referral"),
-               spread_seconds=spread)
-    fill_s = time.monotonic() - t0
-    rng, kills, peaks = random.Random(3), 0, []
+    url = _fresh(db, template_url, n)
+    due = _shift_due(template_due, warmup)
+    wall = time.monotonic()
     with SMTPServer() as smtp:
-        start = time.monotonic()
-        procs = [_start(url, smtp.port) for _ in range(workers)]
-        next_kill = start + kill_every if kill_every else float("inf")
-        while any(p.poll() is None for p in procs):
-            if time.monotonic() >= next_kill:
-                victim = rng.choice([p for p in procs if p.poll() is None])
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                kills += 1
-                procs.remove(victim)
-                procs.append(_start(url, smtp.port))
-                next_kill += kill_every
-            time.sleep(0.05)
-        for p in procs:
-            out = (p.stdout.read() if p.stdout else "").strip()
-            if out:
-                peaks.append(json.loads(out.splitlines()[-1])["peak_rss_mib"])
-        elapsed = time.monotonic() - start - 3.0  # minus the idle wait before the last exit
-        if kills:  # claims held by killed workers: what a surviving worker does when they expire
-            while deliver_due(500, now=timezone.now() + timedelta(seconds=CLAIM_SECONDS + 5)):
+        kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
+        wall = time.monotonic() - wall
+        swept = 0
+        if kills:  # what a surviving worker does once the leases and claims of the killed ones run out
+            settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+            later = timezone.now() + timedelta(seconds=CLAIM_SECONDS + LEASE_SECONDS)
+            while run_due(500, now=timezone.now() + timedelta(seconds=LEASE_SECONDS + 1)):
                 pass
-        received = Counter(str(m.message["Message-ID"]).strip() for m in smtp.messages)
-    chased = dict(Event.objects.filter(kind="requester_chased").values_list("case_id")
-                  .annotate(n=Count("id"), at=Min("at")).values_list("case_id", "at"))
-    counts = Counter(Event.objects.filter(kind="requester_chased").values_list("case_id", flat=True))
-    delays = sorted(max(0.0, (chased[pk] - at).total_seconds()) for pk, at in due.items() if pk in chased)
-    chase_ids = set(OutboxMessage.objects.filter(purpose="chase").values_list("message_id", flat=True))
+            for _ in range(20):
+                if not OutboxMessage.objects.filter(status__in=["pending", "sending"]).exists():
+                    break
+                swept += deliver_due(500, now=later)
+        received = Counter(m.group(1) for r in smtp.messages if (m := MESSAGE_ID.search(r.data)))
+    chases = Event.objects.filter(kind="requester_chased")
+    span = chases.aggregate(first=Min("at"), last=Max("at"))
+    per_case = dict(chases.values_list("case_id").annotate(n=Count("id"), at=Min("at")).values_list("case_id", "at"))
+    counts = Counter(chases.values_list("case_id", flat=True))
+    delays = sorted(max(0.0, (per_case[pk] - at).total_seconds()) for pk, at in due.items() if pk in per_case)
+    chase_ids = {m.encode() for m in OutboxMessage.objects.filter(purpose="chase").values_list("message_id", flat=True)}
+    seconds = max((span["last"] - span["first"]).total_seconds(), 1e-6) if span["first"] else 1e-6
+    rate = len(per_case) / seconds
     return {
-        "db": db, "cases": cases, "workers": workers, "kills": kills, "fill_s": round(fill_s, 1),
-        "expected": len(due), "performed": len(chased), "lost": len(set(due) - set(chased)),
-        "duplicated": sum(n - 1 for n in counts.values()),
-        "duplicate_sends": sum(n - 1 for mid, n in received.items() if mid in chase_ids),
-        "mail_received": sum(n for mid, n in received.items() if mid in chase_ids),
-        "followups_per_s": round(len(chased) / max(elapsed, 1e-6), 1),
-        "per_worker_per_s": round(len(chased) / max(elapsed, 1e-6) / workers, 1),
+        "db": db, "cases": None, "workers": workers, "batch": batch, "kills": kills,
+        "expected": len(due), "performed": len(per_case), "lost": len(set(due) - set(per_case)),
+        "duplicated": sum(c - 1 for c in counts.values()),
+        "mail_received": sum(c for mid, c in received.items() if mid in chase_ids),
+        "duplicate_sends": sum(c - 1 for mid, c in received.items() if mid in chase_ids),
+        "swept_after_kills": swept,
+        "followups_per_s": round(rate, 1), "per_worker_per_s": round(rate / workers, 1),
+        "chase_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
-        "p99_delay_s": round(delays[int(len(delays) * 0.99) - 1], 2) if delays else None,
+        "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,
     }
 
@@ -145,32 +222,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=20000)
     parser.add_argument("--due-fraction", type=float, default=0.1)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", default="2", help="worker counts, e.g. 4 or 1,2,4 (1 always runs first)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--kill-every", type=float, default=0.0, help="SIGKILL a worker every S seconds")
+    parser.add_argument("--kill-every", type=float, default=0.0, help="SIGKILL a random worker every S seconds")
     parser.add_argument("--spread", type=float, default=0.0, help="due times spread over S seconds (0: backlog)")
+    parser.add_argument("--batch", type=int, default=200, help="cases a worker claims at once")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="the first case falls due S seconds after the workers start (delay without start-up)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.db == "sqlite" and args.workers > 1:
-        print("note: SQLite serialises writers; use --db postgres to measure scaling", file=sys.stderr)
-    url, cluster = _setup(args.db)
+    counts = sorted({1, *(int(w) for w in str(args.workers).split(","))})
+    if args.db == "sqlite" and max(counts) > 1:
+        print("note: SQLite has one writer at a time; use --db postgres to measure scaling", file=sys.stderr)
+    base_url, cluster = _setup(args.db)
     try:
-        rows = [run(args.db, url, args.cases, args.due_fraction, 1, 0.0, args.spread)]
-        if args.workers != 1 or args.kill_every:
-            rows.append(run(args.db, url, args.cases, args.due_fraction, args.workers, args.kill_every, args.spread))
+        started = time.monotonic()
+        template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
+        fill_s = round(time.monotonic() - started, 1)
+        rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
+                    else 0.0, args.warmup) for i, w in enumerate(counts)]
     finally:
         if cluster is not None:
+            from django.db import connections
+
+            connections.close_all()
             cluster.stop()
     base = rows[0]["followups_per_s"] or 1
     for row in rows:
-        row["speedup_vs_1_worker"] = round(row["followups_per_s"] / base, 2)
+        row.update(cases=args.cases, fill_s=fill_s, speedup_vs_1_worker=round(row["followups_per_s"] / base, 2))
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    keys = list(rows[0])
-    print("  ".join(f"{k:>14}" for k in ["metric", *(f"run {i + 1}" for i in range(len(rows)))]))
-    for key in keys:
-        print("  ".join(f"{str(v):>14}" for v in [key, *(r.get(key) for r in rows)]))
+    else:
+        print("  ".join(f"{k:>24}" for k in ["metric", *(f"{r['workers']} worker(s)" for r in rows)]))
+        for key in rows[0]:
+            print("  ".join(f"{str(v):>24}" for v in [key, *(r.get(key) for r in rows)]))
     return 0 if all(r["lost"] == 0 for r in rows) else 1
 
 

@@ -12,6 +12,7 @@ the caller's transaction, so a rolled-back follow-up leaves no trace in the budg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
@@ -80,3 +81,45 @@ def next_allowed(case: Case, recipient: str, now: datetime, budget: Budget | Non
 
 def record(case: Case, recipient: str, purpose: str, now: datetime) -> None:
     Sent.objects.create(recipient=recipient, case=case, purpose=purpose, at=now)
+
+
+def next_allowed_many(pairs: Sequence[tuple[Case, str]], now: datetime) -> dict[int, datetime]:
+    """`next_allowed` for many (case, recipient) pairs in one query: {case id: instant}.
+
+    Each recipient should appear once (the counts do not include messages of this batch).
+    A recipient at their daily cap is worked out by `next_allowed` itself (one more query).
+    """
+    budgets = {case.pk: Budget.for_case(case) for case, _ in pairs}
+    out: dict[int, datetime] = {}
+    open_pairs = []
+    for case, recipient in pairs:
+        quiet_end = _in_quiet(budgets[case.pk], case, now)
+        if quiet_end is not None:
+            out[case.pk] = quiet_end
+        else:
+            open_pairs.append((case, recipient))
+    if not open_pairs:
+        return out
+    window = now - timedelta(hours=24)
+    since = min(window, now - max(budgets[c.pk].min_gap for c, _ in open_pairs))
+    today: dict[str, int] = {}
+    last: dict[tuple[str, int | None], datetime] = {}
+    rows = (Sent.objects.filter(recipient__in={r for _, r in open_pairs}, at__gt=since)
+            .values_list("recipient", "case_id").annotate(n=Count("id", filter=Q(at__gt=window)), at=Max("at")))
+    for recipient, case_id, n, at in rows:
+        today[recipient] = today.get(recipient, 0) + n
+        last[(recipient, case_id)] = at
+    for case, recipient in open_pairs:
+        budget = budgets[case.pk]
+        if today.get(recipient, 0) >= budget.daily_cap:
+            out[case.pk] = next_allowed(case, recipient, now, budget)
+            continue
+        at = last.get((recipient, case.pk))
+        out[case.pk] = max(now, at + budget.min_gap) if at is not None else now
+    return out
+
+
+def record_many(sent: Sequence[tuple[Case, str, str]], now: datetime) -> None:
+    """`record` for many (case, recipient, purpose) in one query, in the caller's transaction."""
+    Sent.objects.bulk_create([Sent(recipient=recipient, case=case, purpose=purpose, at=now)
+                              for case, recipient, purpose in sent])

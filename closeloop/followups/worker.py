@@ -25,10 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.cases import actions
-from closeloop.cases.deadlines import policy
+from closeloop.cases.deadlines import cadence_days, policy
 from closeloop.cases.models import Case, Event, Role, Staff
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
@@ -53,18 +54,32 @@ def lease_until(now: datetime) -> datetime:
 
 
 def claim(limit: int, now: datetime, lease: datetime) -> list[int]:
-    """Lease up to `limit` due open cases to this worker (next_due_at = lease); returns their ids."""
-    due = Case.objects.filter(next_due_at__lte=now).exclude(stage=Stage.CLOSED).order_by("next_due_at", "id")
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            picked = list(due.select_for_update(skip_locked=True).values_list("id", "next_due_at")[:limit])
-            return [pk for pk, at in picked if Case.objects.filter(pk=pk, next_due_at=at).update(next_due_at=lease)]
-    return [pk for pk, at in due.values_list("id", "next_due_at")[:limit]
-            if Case.objects.filter(pk=pk, next_due_at=at).update(next_due_at=lease) == 1]
+    """Lease up to `limit` due open cases to this worker (next_due_at = lease) in one statement.
+
+    The UPDATE re-checks that each row is still due, so it is a compare-and-set: on
+    PostgreSQL the pick skips rows another worker is claiming (FOR UPDATE SKIP LOCKED), on
+    SQLite the single writer makes the statement atomic. Returns the ids claimed.
+    """
+    qn, table = connection.ops.quote_name, connection.ops.quote_name(Case._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    due = f"{qn('next_due_at')} <= %s AND NOT ({qn('stage')} = %s)"
+    # Identifiers come from the model, every value is a parameter.
+    sql = (f"UPDATE {table} SET {qn('next_due_at')} = %s WHERE {qn('id')} IN (SELECT {qn('id')} "  # noqa: S608
+           f"FROM {table} WHERE {due} ORDER BY {qn('next_due_at')}, {qn('id')} LIMIT %s{lock}) AND {due} "
+           f"RETURNING {qn('id')}")
+    field = Case._meta.get_field("next_due_at")
+    at, until = field.get_db_prep_save(now, connection), field.get_db_prep_save(lease, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [until, at, Stage.CLOSED.value, limit, at, Stage.CLOSED.value])
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def run_due(limit: int = 100, now: datetime | None = None) -> int:
-    """Worker job: handle up to `limit` due follow-ups; returns how many were handled."""
+    """Worker job: handle up to `limit` due follow-ups; returns how many were handled.
+
+    Plain chasers (the bulk of the work) go through `chase_batch` in one transaction and a
+    fixed number of queries; every other case is re-evaluated one by one by `handle`.
+    """
     now = now or timezone.now()
     lease = lease_until(now)
     ids = claim(limit, now, lease)
@@ -72,11 +87,15 @@ def run_due(limit: int = 100, now: datetime | None = None) -> int:
         return 0
     cases = Case.objects.select_related("request_type", "team", "owner__user", "specialist__user",
                                         "requester").in_bulk(ids)
+    claimed = [cases[pk] for pk in ids if pk in cases]
+    try:
+        rest = chase_batch(claimed, now)
+    except Exception:
+        log.exception("the chase batch failed; handling its cases one by one")
+        rest = [Case.objects.select_related("request_type", "team", "owner__user", "specialist__user", "requester")
+                .get(pk=c.pk) for c in claimed]
     first_error: Exception | None = None
-    for pk in ids:
-        case = cases.get(pk)
-        if case is None:
-            continue
+    for case in rest:
         try:
             outcome = handle(case, now)
             log.debug("%s: %s", case.reference, outcome)
@@ -84,12 +103,64 @@ def run_due(limit: int = 100, now: datetime | None = None) -> int:
             log.info("%s changed while we looked at it; its new due time stands", case.reference)
         except Exception as exc:
             # Fail forward: still ours (lease unchanged) → look again later, not in a crash loop.
-            Case.objects.filter(pk=pk, next_due_at=lease).update(next_due_at=now + FAIL_FORWARD)
+            Case.objects.filter(pk=case.pk, next_due_at=lease).update(next_due_at=now + FAIL_FORWARD)
             log.exception("follow-up of %s failed; retrying in %s", case.reference, FAIL_FORWARD)
             first_error = first_error or exc
     if first_error is not None:
         raise first_error
     return len(ids)
+
+
+def _plain_chase(case: Case) -> bool:
+    return (case.stage == Stage.AWAITING_INFO and case.snoozed_until is None and case.next_action != NextAction.WAKE
+            and case.followup_step < len(cadence_days(case)))
+
+
+def chase_batch(cases: list[Case], now: datetime) -> list[Case]:
+    """Chase every plain awaiting-information case of the batch at once; returns the others.
+
+    In order: a closed calendar defers the chase to the opening, the noise budget (one query
+    for all recipients) may defer it further, the rest are chased by
+    `actions.chase_requesters` with their noise-ledger rows in the same transaction, and the
+    deferrals are written grouped by due time. A recipient seen twice in one batch is left to
+    `handle` for the second case, so the budget counts the first.
+    """
+    rest: list[Case] = []
+    later: dict[int, datetime] = {}
+    pairs: list[tuple[Case, str]] = []
+    silent: list[Case] = []  # no email address: nothing to budget
+    for case in cases:
+        email = case.requester.email if case.requester else ""
+        calendar = calendar_for_team(case.team_id)
+        if not _plain_chase(case) or (email and email in {e for _, e in pairs}):
+            rest.append(case)
+        elif not calendar.is_open_at(now):
+            later[case.pk] = calendar.next_open(now)
+        elif email:
+            pairs.append((case, email))
+        else:
+            silent.append(case)
+    allowed = noise.next_allowed_many(pairs, now)
+    later.update({pk: at for pk, at in allowed.items() if at > now})
+    chase = silent + [case for case, _ in pairs if allowed[case.pk] <= now]
+    if chase:
+        with transaction.atomic():
+            chased = actions.chase_requesters(chase, SYSTEM, now=now)
+            noise.record_many([(case, email, "requester_chased") for case, email in pairs if case.pk in chased], now)
+    _defer_many([case for case in cases if case.pk in later], later)
+    return rest
+
+
+def _defer_many(cases: list[Case], when: dict[int, datetime]) -> None:
+    """`_set_due` for many cases: one UPDATE per distinct due time, each row only at its version."""
+    groups: dict[datetime, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(when[case.pk], []).append(case)
+    for at, group in groups.items():
+        match = Q(pk__in=[])
+        for case in group:
+            match |= Q(pk=case.pk, version=case.version)
+        Case.objects.filter(match).update(next_due_at=at)
 
 
 def _set_due(case: Case, when: datetime) -> None:

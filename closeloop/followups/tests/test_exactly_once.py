@@ -36,7 +36,8 @@ def database_url() -> str:
 
 def start_worker(smtp_port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "closeloop.settings_test",
-           "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port), "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": "2"}
+           "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port), "CLOSELOOP_FOLLOWUP_LEASE_SECONDS": "2",
+           "CLOSELOOP_RETRAIN_HOURS": "0"}
     return subprocess.Popen([sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 

@@ -7,7 +7,7 @@ import pytest
 from closeloop.cases import actions
 from closeloop.cases.invariant import problems
 from closeloop.cases.models import Case, Event, Party
-from closeloop.cases.stages import NextAction, Stage, WaitingOn
+from closeloop.cases.stages import NextAction, Stage
 from closeloop.followups.models import Leave, Reminder
 from closeloop.followups.worker import run_due
 from closeloop.outbound.models import OutboxMessage
@@ -283,13 +283,3 @@ def test_the_worker_loop_runs_the_follow_up_jobs(practice, office):
 
     names = [name for name, _ in jobs()]
     assert "closeloop.followups.worker.run_due" in names and "closeloop.followups.digest.send_digests" in names
-
-
-def test_a_chase_costs_a_bounded_number_of_queries(practice, office, django_assert_max_num_queries):
-    cases = [_awaiting_info(practice, email=f"p{i}@example.com") for i in range(10)]
-    assert all(c.waiting_on == WaitingOn.REQUESTER for c in cases)
-    run_due(now=ny(2026, 3, 2, 10))  # warm the calendar cache
-    # claim: 1 select + 1 CAS each + 1 load; per chase: noise check, 3 savepoints, update, event, thread
-    # headers (2), outbox get_or_create (select, savepoint, insert, release), message, ledger row, releases.
-    with django_assert_max_num_queries(2 + 10 * 18):
-        assert run_due(now=ny(2026, 3, 3, 10, 1)) == 10
