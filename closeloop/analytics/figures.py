@@ -11,8 +11,10 @@ Merged duplicates are left out of latency figures: the primary case carries the 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -63,22 +65,59 @@ class Report:
         self.tables[table.name] = table
 
 
+PERIODS = {"day": "Day opened", "week": "Week opened", "month": "Month opened"}
+CURRENT_TABLES = ("holding", "stalls", "missed")
+LOAD_TABLES = ("backlog", "flow", "forecast", "workload")
+TABLES = (*(f"latency_{d}" for d, _ in DIMENSIONS), "held", "dwell", "handoffs", "sla", *CURRENT_TABLES,
+          *LOAD_TABLES)
+
+
+class Figures:
+    """Builds any one table on demand, sharing the queries tables have in common."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope, self.clock, self.labels = scope, Clock(), Labels.load()
+
+    @cached_property
+    def rows(self) -> list[CaseRow]:
+        """Cases in scope with milestones and (summed from the ledger) time held and dwell."""
+        rows = [r for r in case_rows(self.scope.cases(), self.clock) if not r.merged]
+        attach_ledger(rows, self.scope.cases(), self.scope.now, self.clock)
+        return rows
+
+    @cached_property
+    def load(self) -> dict[str, Table]:
+        return drowning(self.scope)
+
+    def latency(self, dimension: str) -> Table:
+        titles = {**dict(DIMENSIONS), **PERIODS}
+        if dimension not in titles:
+            raise KeyError(dimension)
+        return latency_table(dimension, titles[dimension], self.rows, self.labels)
+
+    def table(self, name: str, stall_limit: float | None = None) -> Table:
+        builders: dict[str, Callable[[], Table]] = {
+            "held": lambda: held_table(self.rows), "dwell": lambda: dwell_table(self.rows),
+            "handoffs": lambda: handoff_table(ownership_changes(self.scope.cases())),
+            "sla": lambda: sla_table(self.rows, self.clock, self.labels),
+            "holding": lambda: holding_table(open_cases(self.scope), self.labels, self.scope.now, self.clock),
+            "stalls": lambda: stall_table(self.scope, self.labels, self.clock, stall_limit),
+            "missed": lambda: missed_table(self.scope, self.labels),
+        }
+        if name.startswith("latency_"):
+            return self.latency(name.removeprefix("latency_"))
+        if name in LOAD_TABLES:
+            return self.load[name]
+        if name not in builders:
+            raise KeyError(name)
+        return builders[name]()
+
+
 def report(scope: Scope) -> Report:
-    clock, labels, out = Clock(), Labels.load(), Report(scope)
-    rows = [r for r in case_rows(scope.cases(), clock) if not r.merged]
-    attach_ledger(rows, scope.cases(), scope.now, clock)
-    for name, title in DIMENSIONS:
-        out.add(latency_table(name, title, rows, labels))
-    out.add(held_table(rows))
-    out.add(dwell_table(rows))
-    out.add(handoff_table(ownership_changes(scope.cases())))
-    out.add(sla_table(rows, clock, labels))
-    current = open_cases(scope)
-    out.add(holding_table(current, labels, scope.now, clock))
-    out.add(stall_table(scope, labels, clock))
-    out.add(missed_table(scope, labels))
-    out.tables.update(drowning(scope))
-    out.headline = _headline(out, rows, current)
+    figures, out = Figures(scope), Report(scope)
+    for name in TABLES:
+        out.add(figures.table(name))
+    out.headline = headline(out.tables, figures.rows, len(open_cases(scope)))
     return out
 
 
@@ -92,6 +131,10 @@ def _key(row: CaseRow, dimension: str, labels: Labels) -> tuple[str, str]:
         return str(row.owner_id or 0), labels.holder(row.owner_id, row.team_id) if row.owner_id else "Unowned"
     if dimension == "channel":
         return row.channel or "unknown", row.channel or "unknown"
+    if dimension == "day":
+        return row.opened_at.date().isoformat(), row.opened_at.date().isoformat()
+    if dimension == "month":
+        return row.opened_at.strftime("%Y-%m"), row.opened_at.strftime("%Y-%m")
     year, week, _ = row.opened_at.isocalendar()
     return f"{year}-W{week:02d}", f"{year}-W{week:02d}"
 
@@ -264,14 +307,14 @@ def missed_table(scope: Scope, labels: Labels) -> Table:
     return table
 
 
-def _headline(out: Report, rows: list[CaseRow], current: list[OpenCase]) -> dict[str, Any]:
-    chains = out.tables["handoffs"].cases
+def headline(tables: dict[str, Table], rows: list[CaseRow], open_count: int) -> dict[str, Any]:
+    chains = tables["handoffs"].cases
     handed = sum(len(ids) * (3 if key == "3" else int(key)) for key, ids in chains.items() if key != "ping_pong")
     return {
-        "cases": len(rows), "open": len(current), "missed": len(out.tables["missed"].rows),
-        "stalled": len(out.tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
+        "cases": len(rows), "open": open_count, "missed": len(tables["missed"].rows),
+        "stalled": len(tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
         "handoffs_per_case": round(handed / len(rows), 2) if rows else None,
-        "drowning": [r["label"] for r in out.tables["backlog"].rows if r["warning"]],
+        "drowning": [r["label"] for r in tables["backlog"].rows if r["warning"]],
         "latency": {name: summary(r.marks.get(name) for r in rows) for name, _ in MILESTONES},
         "ledger_current": ledger.is_current(),
     }
