@@ -6,3 +6,13 @@ from django.apps import AppConfig
 class AnalyticsConfig(AppConfig):
     name = "closeloop.analytics"
     label = "analytics"
+    worker_jobs = ["closeloop.analytics.ledger.remeasure"]
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from closeloop.cases.models import Event
+
+        from .ledger import on_event_saved
+
+        post_save.connect(on_event_saved, sender=Event, dispatch_uid="analytics-ledger")

@@ -1,8 +1,10 @@
 """What the figures read: one row per case with its milestones, and the ball-holder intervals.
 
-Both come from database aggregates over the event log: per-case conditional `Min`/`Max`
-for the milestones, and a `Lead` window over each case's events for the intervals (the
-same intervals `closeloop.cases.ledger` derives in Python, computed by the database).
+The dashboard reads the materialised ledger (`models.Interval`, kept by ledger.py): per-case
+conditional `Min`/`Max` over it give each milestone's instant and the working seconds from
+opening to it; grouped `Sum`s give the time held per party and stage. Only the intervals
+still running at `now` are measured here. `spans` (a `Lead` window over the events) serves
+the simulator, which wants wall-clock intervals.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import Lead
 
 from closeloop.cases.access import visible_cases
 from closeloop.cases.models import Case, Event, Message, Staff
 from closeloop.cases.stages import WaitingOn
+
+from .clock import Clock
+from .models import Interval
 
 COMPLETING = Q(to_stage="closed") & ~Q(from_stage="closed")
 ARRIVING = Q(kind="opened") | (Q(from_stage="closed") & ~Q(to_stage="closed"))
@@ -64,6 +69,7 @@ class CaseRow:
     first_staff_at: datetime | None
     first_reply_at: datetime | None
     last_event_at: datetime | None
+    marks: dict[str, float | None] = field(default_factory=dict)  # working seconds from opening
     held: dict[str, float] = field(default_factory=dict)
     dwell: dict[str, float] = field(default_factory=dict)
 
@@ -76,37 +82,72 @@ class CaseRow:
         return f"CL-{self.id:06d}"
 
 
-def _first_ack_message() -> Subquery:
-    acks = Message.objects.filter(case=OuterRef("pk"), direction=Message.Direction.OUTBOUND, purpose="ack")
-    return Subquery(acks.exclude(status__in=["draft", "discarded", "failed"])
-                    .order_by("created_at").values("created_at")[:1])
+CASE_FIELDS = ("id", "team_id", "owner_id", "request_type__slug", "channel", "priority", "stage", "waiting_on",
+               "merged_into_id", "opened_at", "closed_at", "first_response_due_at", "resolution_due_at",
+               "next_due_at")
+ACK, STAFF, REPLY = Q(kind="ack_sent"), Q(actor_kind="staff"), Q(kind="reply_sent")
+CLOSING = Q(stage="closed") & ~Q(from_stage="closed")
+MARKS = {
+    "ack_at": Min("start", filter=ACK), "ack": Min("elapsed", filter=ACK),
+    "first_staff_at": Min("start", filter=STAFF), "human": Min("elapsed", filter=STAFF),
+    "first_reply_at": Min("start", filter=REPLY), "answer": Min("elapsed", filter=REPLY),
+    "answer_active": Min("active", filter=REPLY), "answer_paused": Min("paused", filter=REPLY),
+    "close": Max("elapsed", filter=CLOSING), "close_active": Max("active", filter=CLOSING),
+    "close_paused": Max("paused", filter=CLOSING), "last_event_at": Max("start"),
+}
 
 
-def case_rows(cases: QuerySet[Case]) -> list[CaseRow]:
-    """One query: every case with its milestones aggregated from its events."""
-    rows = cases.values(
-        "id", "team_id", "owner_id", "request_type__slug", "channel", "priority", "stage", "waiting_on",
-        "merged_into_id", "opened_at", "closed_at", "first_response_due_at", "resolution_due_at", "next_due_at",
-    ).annotate(
-        ack_event=Min("events__at", filter=Q(events__kind="ack_sent")),
-        first_staff=Min("events__at", filter=Q(events__actor_kind="staff")),
-        first_reply=Min("events__at", filter=Q(events__kind="reply_sent")),
-        last_event=Max("events__at"),
-        ack_message=_first_ack_message(),
-    ).order_by("id")
-    return [_row(r) for r in rows]
+def case_rows(cases: QuerySet[Case], clock: Clock | None = None) -> list[CaseRow]:
+    """Every case with its milestones: three grouped queries, none of them per case."""
+    clock = clock or Clock()
+    ids = cases.values("id")
+    marks: dict[int, dict[str, Any]] = {
+        m["case_id"]: dict(m) for m in Interval.objects.filter(case_id__in=ids).values("case_id")
+        .annotate(**MARKS).order_by()}
+    acks = dict(Message.objects.filter(case_id__in=ids, direction=Message.Direction.OUTBOUND, purpose="ack")
+                .exclude(status__in=["draft", "discarded", "failed"]).values("case_id")
+                .annotate(first=Min("created_at")).order_by().values_list("case_id", "first"))
+    return [_row(r, marks.get(r["id"], {}), acks.get(r["id"]), clock)
+            for r in cases.values(*CASE_FIELDS).order_by("id")]
 
 
-def _row(r: Any) -> CaseRow:
-    acks = [a for a in (r["ack_event"], r["ack_message"]) if a is not None]
-    return CaseRow(
+def _row(r: dict[str, Any], m: dict[str, Any], ack_message: datetime | None, clock: Clock) -> CaseRow:
+    row = CaseRow(
         id=r["id"], team_id=r["team_id"], owner_id=r["owner_id"], request_type=r["request_type__slug"],
         channel=r["channel"], priority=r["priority"], stage=r["stage"], waiting_on=r["waiting_on"],
         merged=r["merged_into_id"] is not None, opened_at=r["opened_at"], closed_at=r["closed_at"],
         first_response_due_at=r["first_response_due_at"], resolution_due_at=r["resolution_due_at"],
-        next_due_at=r["next_due_at"], ack_at=min(acks) if acks else None, first_staff_at=r["first_staff"],
-        first_reply_at=r["first_reply"], last_event_at=r["last_event"],
+        next_due_at=r["next_due_at"], ack_at=m.get("ack_at"), first_staff_at=m.get("first_staff_at"),
+        first_reply_at=m.get("first_reply_at"), last_event_at=m.get("last_event_at"),
+        marks={k: m.get(k) for k in ("ack", "human", "answer", "answer_active", "answer_paused", "close",
+                                     "close_active", "close_paused")},
     )
+    if ack_message is not None and (row.ack_at is None or ack_message < row.ack_at):
+        row.ack_at, row.marks["ack"] = ack_message, clock.seconds(row.team_id, row.opened_at, ack_message)
+    if row.is_open or row.closed_at is None:
+        row.marks.update(close=None, close_active=None, close_paused=None)
+    return row
+
+
+HELD = (WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.REQUESTER, WaitingOn.EXTERNAL)
+
+
+def attach_ledger(rows: list[CaseRow], cases: QuerySet[Case], now: datetime, clock: Clock) -> None:
+    """Fill each row's time held per party and dwell per stage up to `now`: one grouped sum over
+    the finished intervals, and the few still running at `now` measured here."""
+    index = {r.id: r for r in rows}
+    held = Interval.objects.filter(case_id__in=cases.values("id"), party__in=HELD)
+    done = (held.filter(end__lte=now).values("case_id", "party", "stage").annotate(s=Sum("seconds")).order_by()
+            .values_list("case_id", "party", "stage", "s"))
+    running = (held.filter(start__lt=now).filter(Q(end__isnull=True) | Q(end__gt=now))
+               .values_list("case_id", "party", "stage", "team_id", "start"))
+    measured = [(c, p, st, clock.seconds(team, start, now) or 0.0) for c, p, st, team, start in running]
+    for case_id, party, stage, seconds in [*done, *measured]:
+        row = index.get(case_id)
+        if row is None or not seconds:
+            continue
+        row.held[party] = row.held.get(party, 0.0) + seconds
+        row.dwell[stage] = row.dwell.get(stage, 0.0) + seconds
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,37 @@
 """Latency figures from the ledger: where the time went, where cases stall, SLA with pauses.
 
-`report(scope)` computes every table in a handful of queries (see data.py) and returns
-them with the headline numbers. Durations are working seconds on the case team's
-calendar (clock.py); percentiles are p50/p90 by linear interpolation (stats.py).
+`report(scope)` computes every table in a handful of grouped queries over the materialised
+ledger (see data.py, ledger.py) and returns them with the headline numbers. Durations are
+working seconds on the calendar of the team holding the case (measured once, when the
+interval ends; clock.py for the ones still running); percentiles are p50/p90 by linear
+interpolation over the per-case values the database summed (stats.py).
 Merged duplicates are left out of latency figures: the primary case carries the work.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 
-from closeloop.cases.ledger import PAUSED_PARTIES
 from closeloop.cases.models import RequestType, Staff, Team
 from closeloop.cases.stages import Stage, WaitingOn
 
+from . import ledger
 from .clock import Clock
-from .data import CaseRow, Scope, Span, case_rows, ownership_changes, spans
+from .current import OpenCase, missed, open_cases, stalled
+from .data import CaseRow, Scope, attach_ledger, case_rows, ownership_changes
 from .load import drowning
 from .stats import hours, summary
 from .tables import Table
 
-MILESTONES: list[tuple[str, str, Callable[[CaseRow], datetime | None]]] = [
-    ("ack", "Acknowledge", lambda c: c.ack_at),
-    ("human", "First human action", lambda c: c.first_staff_at),
-    ("answer", "First answer", lambda c: c.first_reply_at),
-    ("close", "Close", lambda c: c.closed_at if not c.is_open else None),
+MILESTONES: list[tuple[str, str]] = [
+    ("ack", "Acknowledge"), ("human", "First human action"), ("answer", "First answer"), ("close", "Close"),
 ]
 DIMENSIONS = [("type", "Request type"), ("team", "Team"), ("owner", "Owner"), ("channel", "Channel"),
               ("week", "Week opened")]
@@ -64,37 +65,60 @@ class Report:
         self.tables[table.name] = table
 
 
+PERIODS = {"day": "Day opened", "week": "Week opened", "month": "Month opened"}
+CURRENT_TABLES = ("holding", "stalls", "missed")
+LOAD_TABLES = ("backlog", "flow", "forecast", "workload")
+TABLES = (*(f"latency_{d}" for d, _ in DIMENSIONS), "held", "dwell", "handoffs", "sla", *CURRENT_TABLES,
+          *LOAD_TABLES)
+
+
+class Figures:
+    """Builds any one table on demand, sharing the queries tables have in common."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope, self.clock, self.labels = scope, Clock(), Labels.load()
+
+    @cached_property
+    def rows(self) -> list[CaseRow]:
+        """Cases in scope with milestones and (summed from the ledger) time held and dwell."""
+        rows = [r for r in case_rows(self.scope.cases(), self.clock) if not r.merged]
+        attach_ledger(rows, self.scope.cases(), self.scope.now, self.clock)
+        return rows
+
+    @cached_property
+    def load(self) -> dict[str, Table]:
+        return drowning(self.scope)
+
+    def latency(self, dimension: str) -> Table:
+        titles = {**dict(DIMENSIONS), **PERIODS}
+        if dimension not in titles:
+            raise KeyError(dimension)
+        return latency_table(dimension, titles[dimension], self.rows, self.labels)
+
+    def table(self, name: str, stall_limit: float | None = None) -> Table:
+        builders: dict[str, Callable[[], Table]] = {
+            "held": lambda: held_table(self.rows), "dwell": lambda: dwell_table(self.rows),
+            "handoffs": lambda: handoff_table(ownership_changes(self.scope.cases())),
+            "sla": lambda: sla_table(self.rows, self.clock, self.labels),
+            "holding": lambda: holding_table(open_cases(self.scope), self.labels, self.scope.now, self.clock),
+            "stalls": lambda: stall_table(self.scope, self.labels, self.clock, stall_limit),
+            "missed": lambda: missed_table(self.scope, self.labels),
+        }
+        if name.startswith("latency_"):
+            return self.latency(name.removeprefix("latency_"))
+        if name in LOAD_TABLES:
+            return self.load[name]
+        if name not in builders:
+            raise KeyError(name)
+        return builders[name]()
+
+
 def report(scope: Scope) -> Report:
-    clock, labels, out = Clock(), Labels.load(), Report(scope)
-    rows = [r for r in case_rows(scope.cases()) if not r.merged]
-    by_case = _attach_spans(rows, spans(scope.cases(), scope.now), clock)
-    for name, title in DIMENSIONS:
-        out.add(latency_table(name, title, rows, clock, labels))
-    out.add(held_table(rows))
-    out.add(dwell_table(rows))
-    out.add(handoff_table(ownership_changes(scope.cases())))
-    out.add(sla_table(rows, by_case, clock, labels))
-    current = case_rows(scope.visible().exclude(stage=Stage.CLOSED))
-    out.add(holding_table(current, labels, scope.now, clock))
-    out.add(stall_table(current, labels, scope.now, clock))
-    out.add(missed_table(current, labels, scope.now))
-    out.tables.update(drowning(scope))
-    out.headline = _headline(out, rows, current, clock)
+    figures, out = Figures(scope), Report(scope)
+    for name in TABLES:
+        out.add(figures.table(name))
+    out.headline = headline(out.tables, figures.rows, len(open_cases(scope)))
     return out
-
-
-def _attach_spans(rows: list[CaseRow], all_spans: Iterable[Span], clock: Clock) -> dict[int, list[Span]]:
-    index = {r.id: r for r in rows}
-    by_case: dict[int, list[Span]] = defaultdict(list)
-    for span in all_spans:
-        row = index.get(span.case_id)
-        if row is None:
-            continue
-        by_case[span.case_id].append(span)
-        seconds = clock.seconds(span.team_id, span.start, span.end) or 0.0
-        row.held[span.party] = row.held.get(span.party, 0.0) + seconds
-        row.dwell[span.stage] = row.dwell.get(span.stage, 0.0) + seconds
-    return by_case
 
 
 def _key(row: CaseRow, dimension: str, labels: Labels) -> tuple[str, str]:
@@ -107,17 +131,17 @@ def _key(row: CaseRow, dimension: str, labels: Labels) -> tuple[str, str]:
         return str(row.owner_id or 0), labels.holder(row.owner_id, row.team_id) if row.owner_id else "Unowned"
     if dimension == "channel":
         return row.channel or "unknown", row.channel or "unknown"
+    if dimension == "day":
+        return row.opened_at.date().isoformat(), row.opened_at.date().isoformat()
+    if dimension == "month":
+        return row.opened_at.strftime("%Y-%m"), row.opened_at.strftime("%Y-%m")
     year, week, _ = row.opened_at.isocalendar()
     return f"{year}-W{week:02d}", f"{year}-W{week:02d}"
 
 
-def _latency_seconds(row: CaseRow, clock: Clock) -> dict[str, float | None]:
-    return {name: clock.seconds(row.team_id, row.opened_at, pick(row)) for name, _, pick in MILESTONES}
-
-
-def latency_table(dimension: str, title: str, rows: list[CaseRow], clock: Clock, labels: Labels) -> Table:
+def latency_table(dimension: str, title: str, rows: list[CaseRow], labels: Labels) -> Table:
     columns = [("label", title), ("cases", "Cases")]
-    for name, heading, _ in MILESTONES:
+    for name, heading in MILESTONES:
         columns += [(f"{name}_n", f"{heading} n"), (f"{name}_p50", f"{heading} p50 h"),
                     (f"{name}_p90", f"{heading} p90 h")]
     table = Table(f"latency_{dimension}", f"Response times by {title.lower()} (working hours)", columns)
@@ -127,12 +151,11 @@ def latency_table(dimension: str, title: str, rows: list[CaseRow], clock: Clock,
         key, label = _key(row, dimension, labels)
         groups[key].append(row)
         names[key] = label
-    latencies = {r.id: _latency_seconds(r, clock) for r in rows}
     for key in sorted(groups, key=lambda k: names[k]):
         members = groups[key]
         values: dict[str, Any] = {"label": names[key], "cases": len(members)}
-        for name, _, _ in MILESTONES:
-            s = summary(latencies[r.id][name] for r in members)
+        for name, _ in MILESTONES:
+            s = summary(r.marks.get(name) for r in members)
             values.update({f"{name}_n": s["n"], f"{name}_p50": s["p50"], f"{name}_p90": s["p90"]})
         table.add(key, [r.id for r in members], **values)
     return table
@@ -190,33 +213,24 @@ def handoff_table(chains: dict[int, list[int | None]]) -> Table:
     return table
 
 
-def active_seconds(case_spans: list[Span], until: datetime | None, clock: Clock) -> float:
-    """Working seconds the team (owner or specialist) held the case before `until`: the SLA clock,
-    paused while the case waits on the requester or an external party."""
-    total = 0.0
-    for span in case_spans:
-        if span.party in PAUSED_PARTIES or (until is not None and span.start >= until):
-            continue
-        end = span.end if until is None else min(span.end, until)
-        total += clock.seconds(span.team_id, span.start, end) or 0.0
-    return total
-
-
-def sla_outcome(row: CaseRow, case_spans: list[Span], due: datetime | None, done: datetime | None,
-                clock: Clock) -> tuple[str, float]:
-    """met | breached | pending (still open within target) | none, and paused seconds."""
+def sla_outcome(row: CaseRow, milestone: str, due: datetime | None, clock: Clock) -> tuple[str, float]:
+    """met | breached | pending (not reached, within target) | none, and paused seconds: the clock
+    counts team time (owner or specialist) until the milestone, or until now when not reached."""
     if due is None:
         return "none", 0.0
     target = clock.seconds(row.team_id, row.opened_at, due) or 0.0
-    used = active_seconds(case_spans, done, clock)
-    paused = sum(clock.seconds(s.team_id, s.start, s.end if done is None else min(s.end, done)) or 0.0
-                 for s in case_spans if s.party in PAUSED_PARTIES and (done is None or s.start < done))
+    done = row.marks.get(milestone) is not None
+    if done:
+        used, paused = row.marks[f"{milestone}_active"] or 0.0, row.marks[f"{milestone}_paused"] or 0.0
+    else:
+        used = row.held.get(WaitingOn.OWNER, 0.0) + row.held.get(WaitingOn.SPECIALIST, 0.0)
+        paused = row.held.get(WaitingOn.REQUESTER, 0.0) + row.held.get(WaitingOn.EXTERNAL, 0.0)
     if used > target:
         return "breached", paused
-    return ("met" if done is not None else "pending"), paused
+    return ("met" if done else "pending"), paused
 
 
-def sla_table(rows: list[CaseRow], by_case: dict[int, list[Span]], clock: Clock, labels: Labels) -> Table:
+def sla_table(rows: list[CaseRow], clock: Clock, labels: Labels) -> Table:
     table = Table("sla", "SLA compliance, paused while waiting on the requester or an external party", [
         ("label", "Request type"), ("fr_met", "First response met"), ("fr_breached", "breached"),
         ("fr_pending", "pending"), ("fr_pct", "met %"), ("res_met", "Resolution met"),
@@ -229,8 +243,8 @@ def sla_table(rows: list[CaseRow], by_case: dict[int, list[Span]], clock: Clock,
         paused = 0.0
         breached: list[int] = []
         for row in groups[slug]:
-            fr, _ = sla_outcome(row, by_case.get(row.id, []), row.first_response_due_at, row.first_reply_at, clock)
-            res, p = sla_outcome(row, by_case.get(row.id, []), row.resolution_due_at, row.closed_at, clock)
+            fr, _ = sla_outcome(row, "answer", row.first_response_due_at, clock)
+            res, p = sla_outcome(row, "close", row.resolution_due_at, clock)
             counts[f"fr_{fr}"] += 1
             counts[f"res_{res}"] += 1
             paused += p
@@ -247,15 +261,15 @@ def _pct(met: int, breached: int) -> float | None:
     return round(100 * met / (met + breached), 1) if met + breached else None
 
 
-def holding_table(current: list[CaseRow], labels: Labels, now: datetime, clock: Clock) -> Table:
+def holding_table(current: list[OpenCase], labels: Labels, now: datetime, clock: Clock) -> Table:
     table = Table("holding", "Who holds the ball now (open cases)", [
         ("label", "Holder"), ("waiting_on", "Waiting on"), ("cases", "Cases"), ("oldest", "Oldest case, working h")])
-    groups: dict[tuple[str, str], list[CaseRow]] = defaultdict(list)
-    for row in current:
-        groups[(row.waiting_on, labels.holder(row.owner_id, row.team_id))].append(row)
+    groups: dict[tuple[str, str], list[OpenCase]] = defaultdict(list)
+    for case in current:
+        groups[(case.waiting_on, labels.holder(case.owner_id, case.team_id))].append(case)
     for (party, holder), members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        oldest = max(clock.seconds(r.team_id, r.opened_at, now) or 0.0 for r in members)
-        table.add(f"{party}:{holder}", [r.id for r in members], label=holder, waiting_on=party,
+        oldest = max(clock.seconds(c.team_id, c.opened_at, now) or 0.0 for c in members)
+        table.add(f"{party}:{holder}", [c.id for c in members], label=holder, waiting_on=party,
                   cases=len(members), oldest=hours(oldest))
     return table
 
@@ -264,16 +278,14 @@ def stall_hours() -> float:
     return float(getattr(settings, "CLOSELOOP_ANALYTICS_STALL_HOURS", 8.0))
 
 
-def stall_table(current: list[CaseRow], labels: Labels, now: datetime, clock: Clock) -> Table:
-    limit = stall_hours() * 3600
-    table = Table("stalls", f"Stalled: open cases with no event for over {stall_hours():g} working hours", [
+def stall_table(scope: Scope, labels: Labels, clock: Clock, limit_hours: float | None = None) -> Table:
+    limit = stall_hours() if limit_hours is None else limit_hours
+    table = Table("stalls", f"Stalled: open cases with no event for over {limit:g} working hours", [
         ("label", "Case"), ("holder", "Held by"), ("waiting_on", "Waiting on"), ("stage", "Stage"),
         ("idle", "Idle working h")])
-    idle = [(r, clock.seconds(r.team_id, r.last_event_at or r.opened_at, now) or 0.0) for r in current]
-    for row, seconds in sorted(idle, key=lambda pair: -pair[1]):
-        if seconds > limit:
-            table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
-                      waiting_on=row.waiting_on, stage=row.stage, idle=hours(seconds))
+    for case in stalled(scope, limit, clock):
+        table.add(str(case.id), [case.id], label=case.reference, holder=labels.holder(case.owner_id, case.team_id),
+                  waiting_on=case.waiting_on, stage=case.stage, idle=hours(case.idle))
     table.cases["all"] = [int(r["key"]) for r in table.rows]
     return table
 
@@ -282,28 +294,27 @@ def missed_cutoff() -> timedelta:
     return timedelta(minutes=float(getattr(settings, "CLOSELOOP_ANALYTICS_MISSED_MINUTES", 60.0)))
 
 
-def missed_table(current: list[CaseRow], labels: Labels, now: datetime) -> Table:
-    cutoff = now - missed_cutoff()
+def missed_table(scope: Scope, labels: Labels) -> Table:
     table = Table("missed", "Missed follow-ups: due and not acted on past the cutoff (should be empty)", [
         ("label", "Case"), ("holder", "Held by"), ("waiting_on", "Waiting on"), ("due", "Due at"),
         ("late", "Late h")])
-    for row in sorted(current, key=lambda r: r.next_due_at or now):
-        if row.next_due_at is not None and row.next_due_at < cutoff:
-            table.add(str(row.id), [row.id], label=row.reference, holder=labels.holder(row.owner_id, row.team_id),
-                      waiting_on=row.waiting_on, due=row.next_due_at.isoformat(timespec="minutes"),
-                      late=hours((now - row.next_due_at).total_seconds()))
+    for case in missed(scope, scope.now - missed_cutoff()):
+        due = case.next_due_at or scope.now
+        table.add(str(case.id), [case.id], label=case.reference, holder=labels.holder(case.owner_id, case.team_id),
+                  waiting_on=case.waiting_on, due=due.isoformat(timespec="minutes"),
+                  late=hours((scope.now - due).total_seconds()))
     table.cases["all"] = [int(r["key"]) for r in table.rows]
     return table
 
 
-def _headline(out: Report, rows: list[CaseRow], current: list[CaseRow], clock: Clock) -> dict[str, Any]:
-    latencies = [_latency_seconds(r, clock) for r in rows]
-    chains = out.tables["handoffs"].cases
+def headline(tables: dict[str, Table], rows: list[CaseRow], open_count: int) -> dict[str, Any]:
+    chains = tables["handoffs"].cases
     handed = sum(len(ids) * (3 if key == "3" else int(key)) for key, ids in chains.items() if key != "ping_pong")
     return {
-        "cases": len(rows), "open": len(current), "missed": len(out.tables["missed"].rows),
-        "stalled": len(out.tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
+        "cases": len(rows), "open": open_count, "missed": len(tables["missed"].rows),
+        "stalled": len(tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
         "handoffs_per_case": round(handed / len(rows), 2) if rows else None,
-        "drowning": [r["label"] for r in out.tables["backlog"].rows if r["warning"]],
-        "latency": {name: summary(lat[name] for lat in latencies) for name, _, _ in MILESTONES},
+        "drowning": [r["label"] for r in tables["backlog"].rows if r["warning"]],
+        "latency": {name: summary(r.marks.get(name) for r in rows) for name, _ in MILESTONES},
+        "ledger_current": ledger.is_current(),
     }

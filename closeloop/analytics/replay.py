@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from closeloop.cases.demo import PATIENTS, SUBJECTS
 from . import patterns
 
 HOUR = 3600.0
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+FORM_FIELD = re.compile(r'name="(f_[a-z0-9_]+)"')
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Channels:
     smtp: tuple[str, int] | None = None  # the intake SMTP listener
     smtp_to: str = "frontdesk@closeloop.local"
     folder: Path | None = None  # the watched intake folder
+    webform: bool = False  # the public request form at /forms/<type>/
 
 
 @dataclass
@@ -93,13 +97,16 @@ class Replay:
         subject, missing = self.rng.choice(SUBJECTS[kind]), self.rng.random() < patterns.MISSING_INFO_RATE[kind]
         body = f"{subject}\nPatient: {name}" + ("" if missing else f", born {dob}, phone {phone}")
         options = [c for c, on in (("api", self.channels.api), ("smtp", self.channels.smtp),
-                                   ("folder", self.channels.folder)) if on]
+                                   ("folder", self.channels.folder), ("webform", self.channels.webform)) if on]
         channel = self.rng.choice(options)
+        if channel == "webform" and not self._fill_form(kind, name, email, dob, phone, body, missing):
+            channel = "api"  # the form's rate limit said no: the request still arrives, through the API
+            self.tally.count(self.tally.sent, "webform_rate_limited")
         if channel == "smtp":
             self._send_mail(email, name, subject, body)
         elif channel == "folder":
             self._drop_file(subject, body)
-        else:
+        elif channel == "api":
             fields = {"patient_name": {"value": name}}
             if not missing:
                 fields.update({"date_of_birth": {"value": dob}, "phone": {"value": phone}})
@@ -116,6 +123,27 @@ class Replay:
         host, port = self.channels.smtp  # type: ignore[misc]
         with smtplib.SMTP(host, port, timeout=10) as smtp:
             smtp.send_message(message)
+
+    def _fill_form(self, kind: str, name: str, email: str, dob: str, phone: str, body: str, missing: bool) -> bool:
+        """A requester at the public form: fetch the page (session and CSRF cookie), fill in the
+        type's fields, leave the honeypot empty, post. False when the form's rate limit refuses."""
+        with httpx.Client(base_url=str(self.staff.base_url), timeout=30) as browser:
+            page = browser.get(f"/forms/{kind}/")
+            page.raise_for_status()
+            token = CSRF_INPUT.search(page.text)
+            if token is None:
+                raise httpx.HTTPError(f"no CSRF token on /forms/{kind}/")
+            values = {"date_of_birth": "" if missing else dob, "patient_name": name}
+            fields = {f: values.get(f[2:], "" if missing else "supplied") for f in FORM_FIELD.findall(page.text)}
+            response = browser.post(f"/forms/{kind}/", data={
+                "csrfmiddlewaretoken": token.group(1), "name": name, "email": email, "phone": phone,
+                "message": body, "consent": "on", "website": "", **fields,
+            }, headers={"Referer": str(page.url)})
+        if response.status_code == 429:
+            return False
+        if response.status_code != 302 or "/forms/done/" not in response.headers.get("location", ""):
+            raise httpx.HTTPError(f"web form answered {response.status_code}: {response.text[:200]}")
+        return True
 
     def _drop_file(self, subject: str, body: str) -> None:
         folder = self.channels.folder

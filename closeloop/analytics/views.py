@@ -19,8 +19,9 @@ from closeloop.cases.models import AuditEntry, Staff, Team
 
 from . import svg
 from .data import Scope
-from .figures import Report, report
+from .figures import Figures, Report, report
 from .metrics import exposition
+from .tables import Table
 
 LOCAL = frozenset({"127.0.0.1", "::1"})
 
@@ -50,6 +51,19 @@ def _staff(request: HttpRequest) -> Staff:
     if staff is None:
         raise PermissionDenied("analytics is for staff")
     return staff
+
+
+def _one(request: HttpRequest, name: str) -> tuple[Scope, Table] | HttpResponse:
+    """Just the one table a CSV export or drill-down needs."""
+    staff = _staff(request)
+    try:
+        scope = _scope(request, staff)
+    except BadScope as exc:
+        return HttpResponseBadRequest(str(exc))
+    try:
+        return scope, Figures(scope).table(name)
+    except KeyError:
+        raise Http404("no such table") from None
 
 
 def _report(request: HttpRequest) -> tuple[Staff, Report | HttpResponse]:
@@ -100,14 +114,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def table_csv(request: HttpRequest, name: str) -> HttpResponse:
-    staff, figures = _report(request)
-    if isinstance(figures, HttpResponse):
-        return figures
-    if name not in figures.tables:
-        raise Http404("no such table")
-    AuditEntry.objects.create(user=staff.user, action="analytics_export", detail=name,
+    found = _one(request, name)
+    if isinstance(found, HttpResponse):
+        return found
+    _, table = found
+    AuditEntry.objects.create(user=_staff(request).user, action="analytics_export", detail=name,
                               ip=request.META.get("REMOTE_ADDR"))
-    response = HttpResponse(figures.tables[name].to_csv(), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(table.to_csv(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="closeloop-{name}.csv"'
     return response
 
@@ -115,14 +128,14 @@ def table_csv(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_GET
 def drill(request: HttpRequest, name: str, key: str) -> HttpResponse:
-    staff, figures = _report(request)
-    if isinstance(figures, HttpResponse):
-        return figures
-    table = figures.tables.get(name)
-    if table is None or key not in table.cases:
+    found = _one(request, name)
+    if isinstance(found, HttpResponse):
+        return found
+    scope, table = found
+    if key not in table.cases:
         raise Http404("no such figure")
     row = next((r for r in table.rows if r["key"] == key), {"label": key})
-    cases = (figures.scope.visible().filter(pk__in=table.cases[key])
+    cases = (scope.visible().filter(pk__in=table.cases[key])
              .select_related("request_type", "owner__user", "team").order_by("opened_at"))
     return render(request, "analytics/cases.html", {"table": table, "row": row, "cases": cases,
                                                     "query": request.GET.urlencode()})

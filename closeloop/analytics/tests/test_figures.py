@@ -105,10 +105,26 @@ def working_hours():
     return Calendar.build(time_zone="UTC", hours={d: day for d in ("mon", "tue", "wed", "thu", "fri")})
 
 
-def test_it_counts_working_hours_on_the_team_calendar(history, monkeypatch):
+def remeasure_everything():
+    from closeloop.analytics.ledger import remeasure
+
+    while remeasure(limit=2):
+        pass
+
+
+def test_it_counts_working_hours_on_the_team_calendar(history):
     """With 9–17 weekdays, A's answer at Tue 04:00 took 3 working hours (Mon 14–17), its close at
-    Tue 10:00 took 4; D's first human action (Mon 16:00 → 18:00) took 1."""
-    monkeypatch.setattr("closeloop.analytics.clock.calendar_for_team", lambda team_id: working_hours())
-    referral = _row(_report(history).tables["latency_type"], "referral")
+    Tue 10:00 took 4; D's first human action (Mon 16:00 → 18:00) took 1. The calendar is set after
+    the history was recorded: the worker's re-measure job brings the ledger onto it."""
+    from closeloop.followups.models import BusinessCalendar
+
+    day = [["09:00", "17:00"]]
+    BusinessCalendar.objects.create(name="Office", time_zone="UTC", is_default=True,
+                                    hours={d: day for d in ("mon", "tue", "wed", "thu", "fri")})
+    assert _report(history).headline["ledger_current"] is False
+    remeasure_everything()
+    figures = _report(history)
+    referral = _row(figures.tables["latency_type"], "referral")
     assert (referral["answer_p50"], referral["close_p50"]) == (3.0, 4.0)
     assert (referral["human_p50"], referral["human_p90"]) == (1.0, 1.0)
+    assert figures.headline["ledger_current"] is True

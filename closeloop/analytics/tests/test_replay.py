@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from io import StringIO
 
+import httpx
 import pypdfium2
 import pytest
 from django.core.management import call_command
 
 from closeloop.analytics.replay import pdf
 from closeloop.cases.models import Case, Event
+from closeloop.intake.models import InboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,3 +39,36 @@ def test_the_dropped_pdf_is_a_real_pdf_with_the_text():
     document = pypdfium2.PdfDocument(pdf("Refill (meloxicam)\nPatient: Maria"))
     text = document[0].get_textpage().get_text_range()
     assert "Refill (meloxicam)" in text and "Patient: Maria" in text
+
+
+def test_a_replay_uses_all_four_channels_the_web_form_with_its_csrf_token(practice, live_server, smtp_server,
+                                                                          tmp_path, settings):
+    settings.CLOSELOOP_FORM_RATE_LIMIT = 1000
+    out = StringIO()
+    call_command("demo_replay", "--url", live_server.url, "--days", "1", "--speed", "200000", "--per-day", "60",
+                 "--capacity", "1", "--webform", "--smtp", f"127.0.0.1:{smtp_server.port}",
+                 "--folder", str(tmp_path), stdout=out)
+    sent = out.getvalue().splitlines()[1]
+    for channel in ("'api'", "'smtp'", "'folder'", "'webform'"):
+        assert channel in sent
+    webform = InboundMessage.objects.filter(channel="webform")
+    assert webform.exists() and not webform.filter(status=InboundMessage.Status.QUARANTINED).exists()
+    assert set(webform.values_list("case__channel", flat=True)) == {"web"}  # every submission opened its case
+    assert "refused or failed" not in out.getvalue()
+
+
+def test_the_web_form_turns_away_a_post_without_its_csrf_token(practice, live_server):
+    response = httpx.post(f"{live_server.url}/forms/referral/", data={
+        "name": "Bot", "email": "bot@example.com", "message": "hi", "consent": "on"})
+    assert response.status_code == 403
+    assert not InboundMessage.objects.exists()
+
+
+def test_when_the_form_is_rate_limited_the_request_arrives_through_the_api(practice, live_server, settings):
+    settings.CLOSELOOP_FORM_RATE_LIMIT = 2
+    out = StringIO()
+    call_command("demo_replay", "--url", live_server.url, "--days", "1", "--speed", "200000", "--per-day", "20",
+                 "--capacity", "1", "--webform", "--no-api", stdout=out)
+    assert InboundMessage.objects.filter(channel="webform").count() == 2
+    assert "'webform_rate_limited'" in out.getvalue()
+    assert Case.objects.filter(channel="api").count() >= 1

@@ -14,7 +14,8 @@ from closeloop.cases.tokens import create_token
 
 class Command(BaseCommand):
     help = ("Send a realistic request stream into the running product through its real channels (API; "
-            "SMTP listener and watched folder with --smtp/--folder) and work it as staff at --capacity.")
+            "SMTP listener, watched folder and public web form with --smtp/--folder/--webform) and work it "
+            "as staff at --capacity.")
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--days", type=float, default=1.0, help="simulated days to replay")
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--smtp", metavar="HOST:PORT", help="also mail requests to this SMTP listener")
         parser.add_argument("--smtp-to", default="frontdesk@closeloop.local")
         parser.add_argument("--folder", type=Path, help="also drop PDF requests into this watched folder")
+        parser.add_argument("--webform", action="store_true",
+                            help="also fill in the public request form (mind CLOSELOOP_FORM_RATE_LIMIT)")
         parser.add_argument("--no-api", action="store_true", help="do not open cases through the API")
         parser.add_argument("--seed", type=int, default=7)
 
@@ -34,10 +37,10 @@ class Command(BaseCommand):
         if options["days"] <= 0 or options["speed"] <= 0 or options["per_day"] <= 0 or options["capacity"] <= 0:
             raise CommandError("--days, --speed, --per-day and --capacity must be positive")
         channels = Channels(api=not options["no_api"], smtp=_hostport(options["smtp"]), smtp_to=options["smtp_to"],
-                            folder=options["folder"])
+                            folder=options["folder"], webform=options["webform"])
         if channels.folder is not None and not channels.folder.is_dir():
             raise CommandError(f"--folder {channels.folder} is not a directory")
-        if not (channels.api or channels.smtp or channels.folder):
+        if not (channels.api or channels.smtp or channels.folder or channels.webform):
             raise CommandError("no channel left to send requests through")
         staff, specialist = _client(options["url"], options["staff"]), _client(options["url"], options["specialist"])
         replay = Replay(staff=staff, staff_name=options["staff"], specialist=specialist,
