@@ -60,6 +60,16 @@ def django_db_modify_db_settings(request: pytest.FixtureRequest) -> Iterator[Non
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_calendar_cache() -> Iterator[None]:
+    """Calendars are cached per process and a test's calendar rows roll back: so must the cache."""
+    from closeloop.followups.calendar import invalidate_cache
+
+    invalidate_cache()
+    yield
+    invalidate_cache()
+
+
 @pytest.fixture
 def smtp_server(settings: Any) -> Iterator[Any]:
     from closeloop.testing.smtp import SMTPServer

@@ -11,8 +11,9 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from closeloop.cases.models import Event
+        from closeloop.cases.models import Event, events_appended
 
-        from .ledger import on_event_saved
+        from .ledger import on_event_saved, on_events_appended
 
         post_save.connect(on_event_saved, sender=Event, dispatch_uid="analytics-ledger")
+        events_appended.connect(on_events_appended, sender=Event, dispatch_uid="analytics-ledger-many")

@@ -70,6 +70,36 @@ def extend(event: Event) -> None:
         Interval.objects.create(**_fields(_interval(event, *_totals(previous, seconds))))
 
 
+def extend_many(events: Sequence[Event]) -> None:
+    """`extend` for events written together (one per case): a fixed handful of queries."""
+    by_case = {event.case_id: event for event in events}
+    if len(by_case) != len(events):
+        rebuild_cases(sorted(by_case))
+        return
+    with transaction.atomic():
+        list(Case.objects.select_for_update().filter(pk__in=by_case).values_list("pk"))
+        open_rows = {row.case_id: row for row in
+                     Interval.objects.filter(case_id__in=by_case, end__isnull=True).order_by("start", "event_id")}
+        late = [pk for pk, event in by_case.items() if pk not in open_rows
+                or (open_rows[pk].start, open_rows[pk].event_id) > (event.at, event.pk)]
+        closed, opened = [], []
+        for case_id, previous in open_rows.items():
+            if case_id in late:
+                continue
+            event = by_case[case_id]
+            previous.end, previous.seconds = event.at, _measure(previous.team_id, previous.start, event.at)
+            closed.append(previous)
+            opened.append(_interval(event, *_totals(previous, previous.seconds)))
+        Interval.objects.bulk_update(closed, ["end", "seconds"])
+        Interval.objects.bulk_create(opened)
+        if late:
+            rebuild_cases(late)
+
+
+def on_events_appended(sender: type[Event], events: Sequence[Event], **_: Any) -> None:
+    extend_many(events)
+
+
 def _fields(interval: Interval) -> dict[str, Any]:
     return {f.attname: getattr(interval, f.attname) for f in Interval._meta.concrete_fields}
 

@@ -760,7 +760,7 @@ def chase_requesters(cases: Sequence[Case], actor: Actor, *, now: datetime | Non
     with transaction.atomic(savepoint=False):
         written = _cas_update_many([(case, changed) for case, changed, *_ in planned])
         done = [p for p in planned if p[0].pk in written]
-        events = Event.objects.bulk_create([
+        events = Event.objects.append_many([
             Event(case=case, at=now, actor_kind=actor.kind, actor_staff=actor.staff, actor_label=actor.label[:200],
                   kind="requester_chased", from_stage=from_stage, to_stage=case.stage, waiting_on=case.waiting_on,
                   owner_id=case.owner_id, team_id=case.team_id, data={"step": step, "of": of})

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .stages import NextAction, Stage, WaitingOn
@@ -212,7 +213,19 @@ class ActorKind(models.TextChoices):
     MODEL = "model", "Model"
 
 
+# Sent with `events=[...]` after `Event.objects.append_many` wrote several events at once
+# (bulk inserts send no post_save); whatever derives rows from events listens to both.
+events_appended = Signal()
+
+
 class EventQuerySet(models.QuerySet["Event"]):
+    def append_many(self, events: list[Event]) -> list[Event]:
+        """Insert several events in one statement and tell the listeners."""
+        written = self.bulk_create(events)
+        if written:
+            events_appended.send(sender=Event, events=written)
+        return written
+
     def update(self, **kwargs: Any) -> int:
         raise TypeError("events are append-only")
 

@@ -11,17 +11,6 @@ import pytest
 from closeloop.cases import actions
 from closeloop.cases.models import Case, Party
 
-
-@pytest.fixture(autouse=True)
-def fresh_calendars():
-    """Calendars are cached per process; a test's calendar rows roll back, so must the cache."""
-    from closeloop.followups.calendar import invalidate_cache
-
-    invalidate_cache()
-    yield
-    invalidate_cache()
-
-
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 14:00 UTC
 
 

@@ -57,3 +57,25 @@ def test_an_event_recorded_out_of_time_order_is_slotted_in(history):
     starts = list(Interval.objects.filter(case_id=d.pk).order_by("start").values_list("start", "end"))
     assert (at(5), at(5.5)) in starts and (at(5.5), at(6)) in starts
     assert starts[-1] == (at(6), None)
+
+
+def test_events_written_in_bulk_get_their_intervals_like_events_written_one_by_one(practice):
+    """The follow-up worker chases a batch with one insert (no post_save); the ledger still follows."""
+    from closeloop.cases.models import Case, Party
+
+    cases = []
+    for n in range(3):
+        requester = Party.objects.create(name=f"Requester {n}", email=f"r{n}@example.com")
+        case = actions.open_case(actor=actions.Actor.system(), subject="Referral", body="Please see.",
+                                 request_type=practice.types["referral"], requester=requester, now=at(0))
+        actions.request_missing_info(case, actions.Actor.of(practice.coordinator), now=at(1))
+        cases.append(case)
+    fresh = list(Case.objects.filter(pk__in=[c.pk for c in cases]).order_by("pk"))
+    chased = actions.chase_requesters(fresh, actions.Actor.system("follow-ups"), now=at(30))
+    assert len(chased) == 3
+    ids = [c.pk for c in cases]
+    written = _rows(ids)
+    assert sum(1 for row in written if row[4] is None) == 3  # one open interval per case: the chase
+    assert {row[0] for row in written} >= {event.pk for event in chased.values()}
+    rebuild_cases(ids)
+    assert _rows(ids) == written

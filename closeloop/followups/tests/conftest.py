@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -8,16 +7,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 NY = ZoneInfo("America/New_York")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_calendar_cache() -> Iterator[None]:
-    """Calendars are cached per process; each test starts from the database as it stands."""
-    from closeloop.followups.calendar import invalidate_cache
-
-    invalidate_cache()
-    yield
-    invalidate_cache()
 
 
 @pytest.fixture
