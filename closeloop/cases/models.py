@@ -221,7 +221,7 @@ events_appended = Signal()
 class EventQuerySet(models.QuerySet["Event"]):
     def append_many(self, events: list[Event]) -> list[Event]:
         """Insert several events in one statement and tell the listeners."""
-        written = self.bulk_create(events)
+        written: list[Event] = models.QuerySet.bulk_create(self, events)  # type: ignore[arg-type]
         if written:
             events_appended.send(sender=Event, events=written)
         return written
