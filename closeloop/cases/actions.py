@@ -460,13 +460,13 @@ def draft_reply(case: Case, actor: Actor, *, subject: str, body: str, purpose: s
 
 
 def approve_and_send(case: Case, actor: Actor, *, message: Message | None = None, subject: str = "",
-                     body: str = "", now: datetime | None = None) -> Message:
+                     body: str = "", purpose: str = "reply", now: datetime | None = None) -> Message:
     """Approve a draft (or send a new reply) to the requester; the case is then answered."""
     _require_open(case, "send a reply")
     if message is None:
         if not body.strip():
             raise ActionError("the reply is empty", field="body")
-        message = Message(case=case, direction=Message.Direction.OUTBOUND, purpose="reply", channel="email",
+        message = Message(case=case, direction=Message.Direction.OUTBOUND, purpose=purpose, channel="email",
                           subject=subject[:300] or f"Re: {case.subject}"[:300], body=body,
                           recipients=[_requester_email(case)], created_by=actor.staff)
     elif message.case_id != case.pk or message.status != Message.Status.DRAFT:

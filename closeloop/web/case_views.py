@@ -99,7 +99,7 @@ def _reply(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) ->
     if d.get("send"):
         if not replies.may_send_directly(case, staff, purpose):
             raise PermissionDenied("this reply needs approval: save it as a draft")
-        actions.approve_and_send(case, actor, subject=d["subject"], body=d["body"])
+        actions.approve_and_send(case, actor, subject=d["subject"], body=d["body"], purpose=purpose)
         return "Reply sent."
     actions.draft_reply(case, actor, subject=d["subject"], body=d["body"], purpose=purpose)
     return "Draft saved; it waits for approval."

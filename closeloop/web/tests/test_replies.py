@@ -120,7 +120,8 @@ def test_a_purpose_the_type_auto_sends_goes_out_without_approval(practice: Any, 
         "reply-version": Case.objects.get(pk=referral.pk).version, "reply-template": chosen.pk,
         "reply-subject": "Your referral", "reply-body": "We will see Maria next week.", "send": "1"})
     assert response.status_code == 302, response.content.decode()
-    assert Message.objects.get(case=referral, direction="out", subject="Your referral").status == "queued"
+    sent = Message.objects.get(case=referral, direction="out", subject="Your referral")
+    assert (sent.status, sent.purpose) == ("queued", chosen.purpose)
 
 
 def test_admins_edit_reply_templates(practice: Any) -> None:
