@@ -35,7 +35,7 @@ def start_worker(listen_port: int, smtp_port: int, raw_dir: Path) -> subprocess.
            "CLOSELOOP_SMTP_LISTEN": f"127.0.0.1:{listen_port}", "CLOSELOOP_INTAKE_FOLDER": "",
            "CLOSELOOP_INTAKE_RAW_DIR": str(raw_dir), "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)}
     command = [str(Path(sys.executable).with_name("closeloop")), "worker", "--idle", "0.2"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
