@@ -2,6 +2,7 @@
 
     python bench/intake.py                 # 1,000 messages, SQLite and PostgreSQL
     python bench/intake.py -n 5000 --json  # the issue's size, JSON out
+    python bench/intake.py --corpus 5000   # import 5,000 real and damaged messages; lost must be 0
 
 Each database runs in a child process of this script (a fresh Django each time). Per
 database: N generated messages, each with a small PDF attachment and a distinct sender,
@@ -88,6 +89,41 @@ def _measure(db: str, n: int, sustained: int) -> dict[str, Any]:
     }
 
 
+def corpus_child(db: str, files: int) -> dict[str, Any]:
+    from closeloop.testing.benchdb import bench_database
+
+    with bench_database(db, DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="CRITICAL"):
+        return _corpus(db, files)
+
+
+def _corpus(db: str, files: int) -> dict[str, Any]:
+    """`closeloop intake import-eml` over real messages and damaged variants (corpus.py)."""
+    import io
+    import tempfile
+    from collections import Counter
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from closeloop.cases.demo import seed
+    from closeloop.intake.channels.eml.corpus import build
+    from closeloop.intake.models import InboundMessage
+
+    seed(cases=0)
+    folder = Path(tempfile.mkdtemp(prefix="closeloop-corpus-"))
+    build(folder, files)
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("intake", "import-eml", str(folder), stdout=out)
+    elapsed = time.perf_counter() - started
+    summary = json.loads(out.getvalue())
+    outcomes = Counter(f"{s}:{r}" for s, r in InboundMessage.objects.values_list("status", "result"))
+    return {"db": db, **summary, "files_per_s": round(files / elapsed, 1), "outcomes": dict(outcomes)}
+
+
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -122,17 +158,20 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="messages for the throughput run (issue: 5000)")
     parser.add_argument("--sustained", type=int, default=100, help="messages at 10/s for the latency run")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--corpus", type=int, default=0,
+                        help="instead: import this many real and damaged messages (data/mail-corpus) and count")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.db, args.n, args.sustained)))
+        result = corpus_child(args.db, args.corpus) if args.corpus else child(args.db, args.n, args.sustained)
+        print(json.dumps(result))
         return
     results = []
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         out = subprocess.run([sys.executable, __file__, "--child", "--db", db, "-n", str(args.n),
-                              "--sustained", str(args.sustained)], cwd=ROOT, capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              "--sustained", str(args.sustained), "--corpus", str(args.corpus)], cwd=ROOT,
+                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(results, indent=2))
