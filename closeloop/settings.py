@@ -236,6 +236,9 @@ CLOSELOOP_INTAKE_FOLDER = env("CLOSELOOP_INTAKE_FOLDER", str(DATA_DIR / "scans")
 CLOSELOOP_INTAKE_FOLDER_TYPE = env("CLOSELOOP_INTAKE_FOLDER_TYPE")
 CLOSELOOP_FORM_RATE_LIMIT = envint("CLOSELOOP_FORM_RATE_LIMIT", 5)
 CLOSELOOP_FORM_RATE_WINDOW_MINUTES = envint("CLOSELOOP_FORM_RATE_WINDOW_MINUTES", 10)
+# Intake REST API calls per token (or staff session) per window; 0 turns the limit off.
+CLOSELOOP_API_RATE_LIMIT = envint("CLOSELOOP_API_RATE_LIMIT", 120)
+CLOSELOOP_API_RATE_WINDOW_SECONDS = envint("CLOSELOOP_API_RATE_WINDOW_SECONDS", 60)
 
 # ---- understanding
 # A directory holding `model.onnx` (and optionally `tokenizer.json`) replaces the bundled
