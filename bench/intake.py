@@ -2,12 +2,14 @@
 
     python bench/intake.py                 # 1,000 messages, SQLite and PostgreSQL
     python bench/intake.py -n 5000 --json  # the issue's size, JSON out
+    python bench/intake.py --corpus 5000   # import 5,000 real and damaged messages; lost must be 0
 
 Each database runs in a child process of this script (a fresh Django each time). Per
 database: N generated messages, each with a small PDF attachment and a distinct sender,
 go through receive → parse → thread → dedupe → open case → ack queued; the baseline is
 the stdlib parse of the same messages alone, so the ratio shows what the pipeline costs
-on top of reading mail. Then M messages arrive at a sustained 10/s and each is timed
+on top of reading mail; msgs per CPU second is the one-core figure that does not
+depend on what else the machine runs. Then M messages arrive at a sustained 10/s and each is timed
 from `receive` to its acknowledgement accepted by a real SMTP server (aiosmtpd).
 """
 
@@ -68,18 +70,58 @@ def _measure(db: str, n: int, sustained: int) -> dict[str, Any]:
     from closeloop.intake.models import InboundMessage
     from closeloop.intake.pipeline import receive_and_process
 
-    started = time.perf_counter()
+    receive_and_process(Inbound(channel="import", raw=make(-1)))  # imports and caches, untimed
+    started, cpu_started = time.perf_counter(), time.process_time()
     for raw in messages:
         receive_and_process(Inbound(channel="import", raw=raw))
     pipeline_s = time.perf_counter() - started
+    # CPU seconds of this process: what "one core" gives, whatever else runs on the machine
+    # (it leaves out fsync waits and, on PostgreSQL, the server's own CPU).
+    cpu_s = time.process_time() - cpu_started
     opened = InboundMessage.objects.filter(result="opened").count()
     latencies = _sustained(sustained, n)
     return {
-        "db": db, "messages": n, "cases_opened": opened, "pipeline_msgs_per_s": round(n / pipeline_s, 1),
+        "db": db, "messages": n, "cases_opened": opened - 1, "pipeline_msgs_per_s": round(n / pipeline_s, 1),
+        "pipeline_msgs_per_cpu_s": round(n / cpu_s, 1),
         "parse_only_msgs_per_s": round(n / parse_s, 1), "ratio_pipeline_to_parse": round(parse_s / pipeline_s, 4),
         "sustained_msgs": len(latencies), "ack_p50_s": round(statistics.median(latencies), 4),
         "ack_p99_s": round(_p99(latencies), 4),
     }
+
+
+def corpus_child(db: str, files: int) -> dict[str, Any]:
+    from closeloop.testing.benchdb import bench_database
+
+    with bench_database(db, DJANGO_SETTINGS_MODULE="closeloop.settings", CLOSELOOP_LOG_LEVEL="CRITICAL"):
+        return _corpus(db, files)
+
+
+def _corpus(db: str, files: int) -> dict[str, Any]:
+    """`closeloop intake import-eml` over real messages and damaged variants (corpus.py)."""
+    import io
+    import tempfile
+    from collections import Counter
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from closeloop.cases.demo import seed
+    from closeloop.intake.channels.eml.corpus import build
+    from closeloop.intake.models import InboundMessage
+
+    seed(cases=0)
+    folder = Path(tempfile.mkdtemp(prefix="closeloop-corpus-"))
+    build(folder, files)
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("intake", "import-eml", str(folder), stdout=out)
+    elapsed = time.perf_counter() - started
+    summary = json.loads(out.getvalue())
+    outcomes = Counter(f"{s}:{r}" for s, r in InboundMessage.objects.values_list("status", "result"))
+    return {"db": db, **summary, "files_per_s": round(files / elapsed, 1), "outcomes": dict(outcomes)}
 
 
 def _p99(values: list[float]) -> float:
@@ -116,17 +158,20 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="messages for the throughput run (issue: 5000)")
     parser.add_argument("--sustained", type=int, default=100, help="messages at 10/s for the latency run")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--corpus", type=int, default=0,
+                        help="instead: import this many real and damaged messages (data/mail-corpus) and count")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.db, args.n, args.sustained)))
+        result = corpus_child(args.db, args.corpus) if args.corpus else child(args.db, args.n, args.sustained)
+        print(json.dumps(result))
         return
     results = []
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         out = subprocess.run([sys.executable, __file__, "--child", "--db", db, "-n", str(args.n),
-                              "--sustained", str(args.sustained)], cwd=ROOT, capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              "--sustained", str(args.sustained), "--corpus", str(args.corpus)], cwd=ROOT,
+                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(results, indent=2))

@@ -223,6 +223,9 @@ CLOSELOOP_INTAKE_DEDUPE_MINUTES = envint("CLOSELOOP_INTAKE_DEDUPE_MINUTES", 60)
 CLOSELOOP_INTAKE_SENDER_LIMIT = envint("CLOSELOOP_INTAKE_SENDER_LIMIT", 10)
 CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES = envint("CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES", 60)
 CLOSELOOP_INTAKE_DEFAULT_TYPE = env("CLOSELOOP_INTAKE_DEFAULT_TYPE")
+# Replies go to <local>+<signed token>@<domain> of this address (empty: the address the
+# request came in on, else DEFAULT_FROM_EMAIL); it must be routed into closeloop.
+CLOSELOOP_INTAKE_REPLY_ADDRESS = env("CLOSELOOP_INTAKE_REPLY_ADDRESS")
 # The demo (development) listens for mail on 2525 and watches var/scans; production opts in.
 CLOSELOOP_SMTP_LISTEN = env("CLOSELOOP_SMTP_LISTEN", "127.0.0.1:2525" if DEVELOPMENT else "")
 CLOSELOOP_SMTP_TLS_CERT = env("CLOSELOOP_SMTP_TLS_CERT")
@@ -233,6 +236,9 @@ CLOSELOOP_INTAKE_FOLDER = env("CLOSELOOP_INTAKE_FOLDER", str(DATA_DIR / "scans")
 CLOSELOOP_INTAKE_FOLDER_TYPE = env("CLOSELOOP_INTAKE_FOLDER_TYPE")
 CLOSELOOP_FORM_RATE_LIMIT = envint("CLOSELOOP_FORM_RATE_LIMIT", 5)
 CLOSELOOP_FORM_RATE_WINDOW_MINUTES = envint("CLOSELOOP_FORM_RATE_WINDOW_MINUTES", 10)
+# Intake REST API calls per token (or staff session) per window; 0 turns the limit off.
+CLOSELOOP_API_RATE_LIMIT = envint("CLOSELOOP_API_RATE_LIMIT", 120)
+CLOSELOOP_API_RATE_WINDOW_SECONDS = envint("CLOSELOOP_API_RATE_WINDOW_SECONDS", 60)
 
 # ---- understanding
 # A directory holding `model.onnx` (and optionally `tokenizer.json`) replaces the bundled

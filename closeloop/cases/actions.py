@@ -208,8 +208,15 @@ def open_case(
     owner: Staff | None = None,
     stage: str | None = None,
     now: datetime | None = None,
+    message_id: str = "",
+    in_reply_to: str = "",
+    documents: Iterable[Document] = (),
 ) -> Case:
-    """Open a case. With a request type it starts in progress; without one, at triage."""
+    """Open a case. With a request type it starts in progress; without one, at triage.
+
+    A case opened from a message keeps that message's Message-ID and its documents,
+    written in the same transaction (intake threads replies by them).
+    """
     now = _now(now)
     if priority is not None and priority not in Priority.values:
         raise ActionError(f"unknown priority {priority!r}", field="priority")
@@ -231,10 +238,18 @@ def open_case(
     _establish_invariant(case, _Change("opened"), now)
     with transaction.atomic():
         case.save(force_insert=True)
+        message = None
         if body:
-            Message.objects.create(case=case, direction=Message.Direction.INBOUND, channel=channel,
-                                   sender=requester.email if requester else "", subject=subject[:300],
-                                   body=body, created_at=now)
+            message = Message.objects.create(
+                case=case, direction=Message.Direction.INBOUND, channel=channel,
+                sender=requester.email if requester else "", subject=subject[:300], body=body,
+                message_id=message_id[:300], in_reply_to=in_reply_to[:300], created_at=now)
+        doc_ids = []
+        for doc in documents:
+            doc.case, doc.message = case, message
+            doc_ids.append(doc.pk)
+        if doc_ids:  # one UPDATE for all of them
+            Document.objects.filter(pk__in=doc_ids).update(case=case, message=message)
         _event(case, actor, "opened", "", now, {
             "channel": channel, "request_type": request_type.slug if request_type else None,
             "priority": case.priority, "missing": case.missing_fields,

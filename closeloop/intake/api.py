@@ -19,6 +19,7 @@ from .channels.api.adapter import KeyReused, submit
 from .inbound import read_raw
 from .models import InboundMessage
 from .pipeline import retry
+from .ratelimit import refusal
 
 router = Router(tags=["intake"])
 
@@ -92,8 +93,10 @@ def _visible(staff: Staff) -> QuerySet[InboundMessage]:
 
 
 @router.post("/submissions", response={200: InboundOut, 201: InboundOut}, summary="Submit a request")
-def create_submission(request: HttpRequest, payload: SubmissionIn) -> Status:
+def create_submission(request: HttpRequest, payload: SubmissionIn) -> Status | HttpResponse:
     """Open (or join) a case from another system. Send `Idempotency-Key` to make retries safe."""
+    if (refused := refusal(request)) is not None:
+        return refused
     staff = _staff(request)
     if not can(staff, "work"):
         raise HttpError(403, "your role may not submit requests")
@@ -109,7 +112,9 @@ def create_submission(request: HttpRequest, payload: SubmissionIn) -> Status:
 
 
 @router.get("/inbound", response=InboundPage, summary="List inbound messages; status=quarantined is the quarantine")
-def list_inbound(request: HttpRequest, filters: Query[InboundFilters]) -> InboundPage:
+def list_inbound(request: HttpRequest, filters: Query[InboundFilters]) -> InboundPage | HttpResponse:
+    if (refused := refusal(request)) is not None:
+        return refused
     rows = _visible(_staff(request))
     if filters.status:
         rows = rows.filter(status=filters.status)
@@ -120,24 +125,30 @@ def list_inbound(request: HttpRequest, filters: Query[InboundFilters]) -> Inboun
 
 
 @router.get("/inbound/{inbound_id}", response=InboundOut, summary="One inbound message")
-def get_inbound(request: HttpRequest, inbound_id: int) -> InboundOut:
+def get_inbound(request: HttpRequest, inbound_id: int) -> InboundOut | HttpResponse:
+    if (refused := refusal(request)) is not None:
+        return refused
     return InboundOut.of(get_object_or_404(_visible(_staff(request)), pk=inbound_id))
 
 
 @router.get("/inbound/{inbound_id}/raw", summary="The raw bytes as received (supervisors and admins)")
 def get_raw(request: HttpRequest, inbound_id: int) -> HttpResponse:
+    if (refused := refusal(request)) is not None:
+        return refused
     staff = _staff(request)
     if staff.role not in (Role.SUPERVISOR, Role.ADMIN):
         raise HttpError(403, "only supervisors and admins may download raw messages")
     row = get_object_or_404(InboundMessage, pk=inbound_id)
     kind = {"mime": "message/rfc822", "json": "application/json"}.get(row.format, "application/octet-stream")
-    response = HttpResponse(read_raw(row.raw_path), content_type=kind)
-    response["Content-Disposition"] = f'attachment; filename="inbound-{row.pk}"'
-    return response
+    raw = HttpResponse(read_raw(row.raw_path), content_type=kind)
+    raw["Content-Disposition"] = f'attachment; filename="inbound-{row.pk}"'
+    return raw
 
 
 @router.post("/inbound/{inbound_id}/retry", response=InboundOut, summary="Retry a quarantined message")
-def retry_inbound(request: HttpRequest, inbound_id: int) -> InboundOut:
+def retry_inbound(request: HttpRequest, inbound_id: int) -> InboundOut | HttpResponse:
+    if (refused := refusal(request)) is not None:
+        return refused
     row = get_object_or_404(_visible(_staff(request)), pk=inbound_id)
     if row.status != InboundMessage.Status.QUARANTINED:
         raise HttpError(409, f"inbound {row.pk} is {row.status}, not quarantined")

@@ -15,3 +15,17 @@ class IntakeConfig(AppConfig):
         "closeloop.intake.channels.imap.adapter.service",
         "closeloop.intake.channels.folder.adapter.service",
     ]
+
+    def ready(self) -> None:
+        # Cache invalidation only: the per-process lookup cache must never serve a row
+        # this process just changed or deleted (no business logic hangs on these signals).
+        from django.db.models.signals import post_delete, post_save
+
+        from closeloop.cases.models import RequestType, Team
+
+        from . import lookups
+        from .models import SmtpRoute
+
+        for model in (RequestType, Team, SmtpRoute):
+            post_save.connect(lookups.clear, sender=model, dispatch_uid=f"intake-lookups-save-{model.__name__}")
+            post_delete.connect(lookups.clear, sender=model, dispatch_uid=f"intake-lookups-delete-{model.__name__}")

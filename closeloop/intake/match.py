@@ -1,9 +1,9 @@
 """Which case an inbound message belongs to: threading, near-duplicates, floods.
 
-Trust order: our own Message-IDs in In-Reply-To/References (unguessable, so trusted
-whoever sends), then a `CL-000123` reference in the subject (guessable, so trusted only
-from the case's requester), then the same requester with an open case about the same
-subject.
+Trust order: our own Message-IDs in In-Reply-To/References and our signed reply
+address among the recipients (unguessable, so trusted whoever sends), then a
+`CL-000123` reference in the subject (guessable, so trusted only from the case's
+requester), then the same requester with an open case about the same subject.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from closeloop.cases.models import Case, Message, parse_reference
 from closeloop.cases.stages import Stage
 from closeloop.outbound.models import OutboxMessage
 
+from . import reply
 from .models import InboundMessage
 from .parse import Parsed
 
@@ -45,6 +46,12 @@ def by_headers(parsed: Parsed) -> Case | None:
     case_id = (Message.objects.filter(message_id__in=ids).values_list("case_id", flat=True).first()
                or OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False)
                .values_list("case_id", flat=True).first())
+    return _follow(Case.objects.filter(pk=case_id).first()) if case_id else None
+
+
+def by_reply_address(parsed: Parsed, envelope_recipients: list[str]) -> Case | None:
+    """A valid signed reply address among the recipients (headers or SMTP envelope)."""
+    case_id = reply.case_id_in([*envelope_recipients, *parsed.recipients])
     return _follow(Case.objects.filter(pk=case_id).first()) if case_id else None
 
 

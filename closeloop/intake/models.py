@@ -114,3 +114,17 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiRateWindow(models.Model):
+    """How many intake API calls one token (or staff session) made in one fixed window."""
+
+    key = models.CharField(max_length=80, help_text="token:<sha256 of the token> or staff:<id>")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="intake_rate_window_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key[:20]} {self.window_start:%H:%M:%S} {self.count}"

@@ -27,6 +27,7 @@ import nh3
 
 AUTO_SUBMITTED_OK = {"", "no"}
 ID_RE = re.compile(r"<[^<>\s]+>")
+RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 
 
 class ParseError(ValueError):
@@ -134,7 +135,7 @@ def parse_mime(raw: bytes) -> Parsed:
         sender_name=name[:200], message_id=(_ids(str(msg.get("Message-ID", ""))) or [""])[0][:300],
         in_reply_to=(_ids(str(msg.get("In-Reply-To", ""))) or [""])[0][:300],
         references=_ids(str(msg.get("References", "")))[-30:],
-        recipients=[a.lower() for _, a in getaddresses([header_text(v) for v in msg.get_all("To", [])]) if a],
+        recipients=_recipients(msg),
     )
     _classify(msg, parsed)
     texts: list[str] = []
@@ -142,6 +143,12 @@ def parse_mime(raw: bytes) -> Parsed:
     _walk(msg, parsed, texts, htmls)
     parsed.body = "\n\n".join(t.strip() for t in texts if t.strip()) or html_to_text("\n".join(htmls))
     return parsed
+
+
+def _recipients(msg: Message) -> list[str]:
+    """Every address the message was for, as headers tell it (a reply address may be in any)."""
+    values = [header_text(v) for name in RECIPIENT_HEADERS for v in msg.get_all(name, [])]
+    return list(dict.fromkeys(a.strip().lower() for _, a in getaddresses(values) if a))[:100]
 
 
 def _classify(msg: Message, parsed: Parsed) -> None:

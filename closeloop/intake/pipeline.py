@@ -5,7 +5,8 @@ else happens. `process(row)` then runs, in one transaction:
 
 1. parse      raw bytes → `Parsed`; an exact repeat of a Message-ID already handled ends here
 2. bounce     a delivery report is recorded on the case whose mail bounced, never answered
-3. thread     our Message-IDs in the headers, or the requester quoting a reference
+3. thread     our Message-IDs in the headers, our signed reply address, or the requester
+              quoting a reference
 4. dedupe     the same sender saying the same thing within the window: linked, not reopened
 5. weak match the same requester, an open case, the same subject
 6. guard      a sender opening too many cases in the window is quarantined (a flood)
@@ -30,13 +31,14 @@ from django.utils import timezone
 from closeloop.cases import actions
 from closeloop.cases.actions import Actor
 from closeloop.cases.documents import DocumentRejected, store_document
-from closeloop.cases.models import Case, Document, Message, Party, RequestType, Team
+from closeloop.cases.models import Case, Document, Party, RequestType, Team
 from closeloop.cases.stages import Stage
 
-from . import match
+from . import lookups, match
 from .inbound import Inbound, read_raw, store_raw
 from .models import InboundMessage
 from .parse import Parsed, parse
+from .reply import reply_address, without_tag
 
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 300
@@ -72,23 +74,26 @@ class Work:
 # ---------------------------------------------------------------- receive, claim, retry
 
 
-def receive(inbound: Inbound) -> tuple[InboundMessage, bool]:
-    """Store the raw bytes and record the row; (row, False) when this input was already received."""
+def receive(inbound: Inbound, *, claimed_until: datetime | None = None) -> tuple[InboundMessage, bool]:
+    """Store the raw bytes and record the row; (row, False) when this input was already received.
+
+    With `claimed_until` the row is born claimed by the caller, who processes it at once
+    (one UPDATE fewer); a worker takes it over only if that claim expires.
+    """
     digest = inbound.sha256
     external_id = (inbound.external_id or f"sha256:{digest}")[:300]
-    existing = InboundMessage.objects.filter(channel=inbound.channel, external_id=external_id).first()
-    if existing is not None:
-        return existing, False
     path = store_raw(inbound.raw, digest)
     try:
+        # Insert first: the unique (channel, external_id) answers "seen before?" without
+        # a SELECT on the common path; a repeat costs one rolled-back savepoint instead.
         with transaction.atomic():
             row = InboundMessage.objects.create(
                 channel=inbound.channel, external_id=external_id, format=inbound.format, sha256=digest,
                 size=len(inbound.raw), raw_path=path, message_id=inbound.message_id[:300],
-                sender=inbound.sender.strip().lower()[:300],
-                received_at=inbound.received_at, meta=inbound.meta,
+                sender=inbound.sender.strip().lower()[:300], received_at=inbound.received_at, meta=inbound.meta,
+                claimed_until=claimed_until, attempts=1 if claimed_until else 0,
             )
-    except IntegrityError:  # another process received the same input a moment ago
+    except IntegrityError:  # received before (a re-import, a resend, another process a moment ago)
         return InboundMessage.objects.get(channel=inbound.channel, external_id=external_id), False
     return row, True
 
@@ -104,9 +109,9 @@ def claim(row: InboundMessage, now: datetime) -> bool:
 
 
 def receive_and_process(inbound: Inbound, now: datetime | None = None) -> tuple[InboundMessage, bool]:
-    row, created = receive(inbound)
+    row, created = receive(inbound, claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
     if created:
-        process(row, now=now)
+        _run(row, now or timezone.now())
     return row, created
 
 
@@ -114,6 +119,11 @@ def process(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
     now = now or timezone.now()
     if row.status != Status.RECEIVED or not claim(row, now):
         return row
+    return _run(row, now)
+
+
+def _run(row: InboundMessage, now: datetime) -> InboundMessage:
+    """The stages in one transaction, on a row this process holds the claim for."""
     work = Work(row=row, now=now)
     try:
         with transaction.atomic():
@@ -185,10 +195,11 @@ def stage_parse(work: Work) -> None:
     row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
     row.subject, row.content_key = parsed.subject, match.content_key(parsed)
     if parsed.message_id:
-        earlier = (InboundMessage.objects.filter(message_id=parsed.message_id, pk__lt=row.pk)
-                   .exclude(status=Status.QUARANTINED).exclude(status=Status.RECEIVED).first())
-        if earlier is not None:
-            work.case = earlier.case
+        earlier = list(InboundMessage.objects.filter(
+            message_id=parsed.message_id, pk__lt=row.pk, status__in=[Status.PROCESSED, Status.DUPLICATE],
+        ).order_by("id").values_list("case_id", flat=True)[:1])
+        if earlier:
+            work.case = Case.objects.filter(pk=earlier[0]).first() if earlier[0] else None
             raise Stop("same_message_id", Status.DUPLICATE)
 
 
@@ -204,7 +215,7 @@ def stage_bounce(work: Work) -> None:
 
 
 def stage_thread(work: Work) -> None:
-    case = match.by_headers(work.parsed)
+    case = match.by_headers(work.parsed) or match.by_reply_address(work.parsed, work.row.meta.get("rcpt_to") or [])
     if case is None:
         case, work.suspect = match.by_reference(work.parsed)
     if case is not None:
@@ -249,15 +260,10 @@ def stage_open(work: Work) -> None:
     case = actions.open_case(
         actor=work.sender_actor, subject=parsed.subject or "(no subject)", body=parsed.body or "(empty message)",
         request_type=request_type, requester=_requester(parsed), channel=_case_channel(row.channel),
-        fields=fields, team=team, stage=Stage.NEW, now=work.now,
+        fields=fields, team=team, stage=Stage.NEW, now=work.now, message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to, documents=_documents(work),
     )
     work.case = case
-    message = Message.objects.filter(case=case, direction=Message.Direction.INBOUND).first()
-    if message is not None and parsed.message_id:
-        Message.objects.filter(pk=message.pk).update(message_id=parsed.message_id, in_reply_to=parsed.in_reply_to)
-    docs = _documents(work)
-    if docs:
-        Document.objects.filter(pk__in=[d.pk for d in docs]).update(case=case, message=message)
     if work.notes:
         actions.record_event(case, Actor.system("intake"), "attachments_rejected", {"reasons": work.notes},
                              now=work.now)
@@ -274,8 +280,11 @@ def stage_ack(work: Work) -> None:
 
         subject, body = render(case, "ack", {"next_step": _next_step(case, work.notes),
                                              "expected": case.first_response_due_at or case.next_due_at})
+        # A case opened a moment ago has one message: the request itself, to thread under.
+        thread = (parsed.message_id, parsed.message_id)
         enqueue(case=case, purpose="ack", to=[parsed.sender], subject=subject, body=body, now=work.now,
-                headers={"X-Loop": f"closeloop@{settings.CLOSELOOP_MAIL_DOMAIN}"})
+                headers={"X-Loop": f"closeloop@{settings.CLOSELOOP_MAIL_DOMAIN}",
+                         "Reply-To": reply_address(case.pk, _arrived_at(work.row))}, thread=thread)
     handoff(case, work.row)
     raise Stop("opened")
 
@@ -361,11 +370,14 @@ def _link_suspect(work: Work, case: Case, other: Case) -> None:
 
 
 def _route(work: Work) -> tuple[RequestType | None, Team | None]:
+    """The request type and the team, chosen as `actions.open_case` would, from cached rows."""
     meta, parsed = work.row.meta, work.parsed
     slug = meta.get("request_type") or parsed.request_type or settings.CLOSELOOP_INTAKE_DEFAULT_TYPE
-    request_type = RequestType.objects.filter(slug=slug, is_active=True).first() if slug else None
-    team = Team.objects.filter(slug=meta["team"]).first() if meta.get("team") else None
-    return request_type, team
+    request_type = lookups.request_type(slug) if slug else None
+    team = lookups.team(meta["team"]) if meta.get("team") else None
+    if team is None and request_type is not None and request_type.routing_team_id:
+        team = request_type.routing_team
+    return request_type, team or lookups.fallback_team()
 
 
 def _requester(parsed: Parsed) -> Party | None:
@@ -375,6 +387,11 @@ def _requester(parsed: Parsed) -> Party | None:
     if party is None:
         party = Party.objects.create(email=parsed.sender, name=parsed.sender_name)
     return party
+
+
+def _arrived_at(row: InboundMessage) -> str:
+    recipients = row.meta.get("rcpt_to") or []
+    return without_tag(recipients[0]) if recipients and row.channel == "smtp" else ""
 
 
 def _case_channel(channel: str) -> str:

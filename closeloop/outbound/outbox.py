@@ -53,11 +53,20 @@ def thread_headers(case: Case) -> tuple[str, str]:
 
 def enqueue(*, case: Case | None, purpose: str, to: Iterable[str], subject: str, body: str, sequence: int = 0,
             now: datetime | None = None, message: Message | None = None, headers: dict[str, str] | None = None,
-            key: str | None = None) -> OutboxMessage:
-    """Queue one message; the same (case, purpose, sequence) queues it only once."""
+            key: str | None = None, thread: tuple[str, str] | None = None) -> OutboxMessage:
+    """Queue one message; the same (case, purpose, sequence) queues it only once.
+
+    `thread` is (In-Reply-To, References) when the caller already knows them (intake,
+    for a case it opened a moment ago); otherwise they are read from the case.
+    """
     now = now or timezone.now()
     key = key or f"{case.pk if case else '-'}:{purpose}:{sequence}"
-    in_reply_to, references = thread_headers(case) if case else ("", "")
+    in_reply_to, references = thread or (thread_headers(case) if case else ("", ""))
+    if case is not None and "Reply-To" not in (headers or {}):
+        from closeloop.intake.reply import reply_address
+
+        # A signed address: a reply joins the case even when its headers are stripped.
+        headers = {**(headers or {}), "Reply-To": reply_address(case.pk)}
     message_id = new_message_id()
     row, created = OutboxMessage.objects.get_or_create(
         idempotency_key=key,

@@ -15,10 +15,16 @@ from django.utils import timezone
 
 @pytest.fixture(autouse=True)
 def raw_store(settings: Any) -> Iterator[Path]:
+    from closeloop.intake import lookups
+
+    # Each test's rows vanish with its transaction, without signals: start every test
+    # with an empty lookup cache.
+    lookups.clear()
     path = Path(tempfile.mkdtemp(prefix="closeloop-raw-"))
     settings.CLOSELOOP_INTAKE_RAW_DIR = path
     settings.CLOSELOOP_INTAKE_FSYNC = False
     yield path
+    lookups.clear()
 
 
 def make_mail(sender: str = "maria@example.com", subject: str = "Referral for knee pain",

@@ -51,11 +51,12 @@ def messages(paths: Iterable[str | Path]) -> Iterator[tuple[str, bytes]]:
         for file in files:
             if file.name.startswith("."):
                 continue
+            found = 0
             if _is_mbox(file):
                 box = mailbox.mbox(file, create=False)
-                for index, key in enumerate(box.iterkeys()):
-                    yield f"{file}#{index}", box.get_bytes(key)
-            else:
+                for found, key in enumerate(box.iterkeys(), start=1):
+                    yield f"{file}#{found - 1}", box.get_bytes(key)
+            if not found:  # a plain file, or something that only looked like an mbox: one input
                 yield str(file), file.read_bytes()
 
 

@@ -1,7 +1,8 @@
 """Built-in SMTP listener (aiosmtpd): an office forwards or routes addresses into closeloop.
 
 Only recipients with an active `SmtpRoute` are accepted (550 for the rest, so we never
-become an open relay or a backscatter source). The raw message is stored and committed
+become an open relay or a backscatter source); a plus-address (`requests+tag@x`, as in
+signed reply addresses) is accepted when its base address is. The raw message is stored and committed
 before the server answers 250: once the sender's server hears "OK", nothing is lost.
 Processing then runs in a thread pool; if it dies, the worker's `process_due` picks the
 row up after its claim expires.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +25,15 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from django.conf import settings
 from django.db import close_old_connections
 
+from closeloop.intake import lookups
 from closeloop.intake.inbound import Inbound
-from closeloop.intake.models import SmtpRoute
 from closeloop.intake.parse import ID_RE
 from closeloop.intake.pipeline import process, receive
+from closeloop.intake.reply import without_tag
 
 log = logging.getLogger(__name__)
 CHANNEL = "smtp"
+MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:((?:.*)(?:\r?\n[ \t].*)*)")
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ def _in_thread(func: Any, *args: Any) -> Any:
 
 
 def _route(address: str) -> dict[str, str] | None:
-    route = SmtpRoute.objects.filter(address=address.strip().lower(), is_active=True).select_related(
-        "request_type", "team").first()
+    """The route for a recipient; `requests+anything@x` (a reply address) uses the route of `requests@x`."""
+    address = address.strip().lower()
+    route = lookups.smtp_route(address) or lookups.smtp_route(without_tag(address))
     if route is None:
         return None
     return {"request_type": route.request_type.slug if route.request_type else "",
@@ -94,11 +99,10 @@ class Handler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        ids = ID_RE.findall(raw[:65536].split(b"\r\n\r\n", 1)[0].decode("ascii", "replace"))
         route = (getattr(envelope, "closeloop_routes", None) or [{}])[0]
         meta = {**{k: v for k, v in route.items() if v}, "rcpt_to": list(envelope.rcpt_tos),
                 "mail_from": envelope.mail_from or "", "peer": str(session.peer[0]) if session.peer else ""}
-        inbound = Inbound(channel=CHANNEL, raw=raw, external_id=_message_id(raw, ids), meta=meta)
+        inbound = Inbound(channel=CHANNEL, raw=raw, external_id=_message_id(raw), meta=meta)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.pool, _in_thread, _receive_and_schedule, inbound, self.pool)
@@ -108,10 +112,14 @@ class Handler:
         return "250 OK: stored"
 
 
-def _message_id(raw: bytes, ids: list[str]) -> str:
-    """The Message-ID when the header block names one (a resend after a timeout repeats it)."""
-    header = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
-    return ids[0] if ids and b"message-id:" in header else ""
+def _message_id(raw: bytes) -> str:
+    """The Message-ID header's id (a resend after a timeout repeats it), else ""."""
+    header = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    # Only the Message-ID header itself (with folded continuation lines): the first
+    # <...> of the header block is usually the From address, shared by all its mail.
+    found = MESSAGE_ID_RE.search(header)
+    ids = ID_RE.findall(found.group(1).decode("ascii", "replace")) if found else []
+    return ids[0] if ids else ""
 
 
 class Authenticator:

@@ -73,3 +73,32 @@ def test_staff_see_the_quarantine_and_retry_from_it(api, settings):
 def test_retrying_a_processed_message_is_refused(api):
     out = api("post", "/submissions", SUBMISSION).json()
     assert api("post", f"/inbound/{out['id']}/retry").status_code == 409
+
+
+def test_each_token_has_its_own_rate_limit_and_hears_when_to_retry(api, client, practice, settings):
+    settings.CLOSELOOP_API_RATE_LIMIT = 3
+    settings.CLOSELOOP_API_RATE_WINDOW_SECONDS = 60
+    for i in range(3):
+        assert api("post", "/submissions", {**SUBMISSION, "body": f"request {i}"}).status_code == 201
+    refused = api("post", "/submissions", {**SUBMISSION, "body": "one too many"})
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert "too many requests" in refused.json()["detail"]
+    assert InboundMessage.objects.count() == 3  # the refused call stored nothing
+    # Another system's token is counted on its own.
+    other = create_token(practice.supervisor, "ehr")
+    response = client.get("/api/intake/inbound", HTTP_AUTHORIZATION=f"Bearer {other}")
+    assert response.status_code == 200
+
+
+def test_the_rate_limit_window_ends_and_calls_are_accepted_again(api, settings):
+    import time_machine
+
+    settings.CLOSELOOP_API_RATE_LIMIT = 1
+    settings.CLOSELOOP_API_RATE_WINDOW_SECONDS = 60
+    with time_machine.travel("2025-03-03 10:00:05+00:00", tick=False) as clock:
+        assert api("get", "/inbound").status_code == 200
+        refused = api("get", "/inbound")
+        assert refused.status_code == 429 and refused["Retry-After"] == "55"
+        clock.shift(56)
+        assert api("get", "/inbound").status_code == 200

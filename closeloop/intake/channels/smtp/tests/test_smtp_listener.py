@@ -71,6 +71,15 @@ def test_the_same_message_resent_after_a_timeout_is_stored_once(smtp_intake):
     assert InboundMessage.objects.count() == 1
 
 
+def test_two_messages_from_one_sender_are_two_inputs_not_a_resend(smtp_intake):
+    # The From header's <address> comes before the Message-ID: it must not be taken for it.
+    for subject in ("Referral for knee pain", "Referral for hip pain"):
+        with smtplib.SMTP(smtp_intake.host, smtp_intake.port) as client:
+            client.sendmail("maria@example.com", ["referrals@intake.local"], make_mail(subject=subject))
+    _wait_for(lambda: InboundMessage.objects.filter(status="processed").count() == 2)
+    assert InboundMessage.objects.filter(result="opened").count() == 2
+
+
 @pytest.fixture
 def tls_auth_intake(practice):
     SmtpRoute.objects.create(address="records@intake.local", request_type=practice.types["records"])
