@@ -59,8 +59,12 @@ def _totals(previous: Interval, seconds: float) -> tuple[float, float, float]:
 def extend(event: Event) -> None:
     """Close the case's open interval at this event and open the event's own."""
     with transaction.atomic():
-        list(Case.objects.select_for_update().filter(pk=event.case_id).values_list("pk"))
-        previous = (Interval.objects.filter(case_id=event.case_id, end__isnull=True)
+        if event.kind == "opened":  # a new case's first event: nothing to close, nobody else sees it yet
+            Interval.objects.create(**_fields(_interval(event, 0.0, 0.0, 0.0)))
+            return
+        # Locking the open interval serialises two events of one case: the second waits, then finds no
+        # open row (the first closed it) and measures the case again from its events.
+        previous = (Interval.objects.select_for_update().filter(case_id=event.case_id, end__isnull=True)
                     .order_by("-start", "-event_id").first())
         if previous is None or (previous.start, previous.event_id) > (event.at, event.pk):
             rebuild_cases([event.case_id])  # the first event, or one that arrived out of time order

@@ -140,8 +140,10 @@ def _run(row: InboundMessage, now: datetime) -> InboundMessage:
 
 def quarantine(row: InboundMessage, error: str) -> None:
     row.status, row.error, row.claimed_until, row.case = Status.QUARANTINED, error[:4000], None, None
+    # What parsing learnt before the failure (the transaction rolled it back) shows in the quarantine.
     InboundMessage.objects.filter(pk=row.pk).update(status=row.status, error=row.error, claimed_until=None,
-                                                    case=None, processed_at=timezone.now())
+                                                    case=None, processed_at=timezone.now(), sender=row.sender,
+                                                    sender_name=row.sender_name, subject=row.subject)
 
 
 def retry(row: InboundMessage, now: datetime | None = None) -> InboundMessage:

@@ -131,6 +131,8 @@ def test_a_flood_from_one_sender_is_quarantined_after_the_limit_and_can_be_retri
     rows = [_in(mail(subject=f"Request number {i}", body=f"Different text {i}")) for i in range(5)]
     assert [r.status for r in rows] == ["processed"] * 3 + ["quarantined"] * 2
     assert "flood" in rows[3].error and read_raw(rows[3].raw_path)
+    stored = type(rows[3]).objects.get(pk=rows[3].pk)  # what staff see in the quarantine
+    assert (stored.subject, stored.sender) == ("Request number 3", rows[0].sender) and stored.sender
     settings.CLOSELOOP_INTAKE_SENDER_LIMIT = 10
     assert retry(rows[3]).status == "processed"
 
