@@ -54,10 +54,10 @@ class Prediction:
         return self.confidence >= threshold
 
 
-def _embed(texts: Sequence[str]) -> np.ndarray:
-    from .embeddings import get_embedder
+def _embed(texts: Sequence[str], cache: Any = None, training: bool = False) -> np.ndarray:
+    from .embeddings import embed, training_threads
 
-    return get_embedder().encode(list(texts))
+    return embed(texts, threads=training_threads() if training else None, cache=cache)
 
 
 def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarray:
@@ -92,6 +92,12 @@ class TextClassifier:
         self.train_seconds = 0.0
         self._train_emb: np.ndarray | None = None
         self._novelty_scale = 0.0
+        self.vector_cache: Any = None  # where already-embedded texts are kept; never pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["vector_cache"] = None
+        return state
 
     # ---------------------------------------------------------------- features
 
@@ -119,7 +125,7 @@ class TextClassifier:
         started = time.perf_counter()
         texts = [t or "" for t in texts]
         y = np.asarray(labels)
-        emb = _embed(texts) if self.config.embeddings else None
+        emb = _embed(texts, self.vector_cache, training=True) if self.config.embeddings else None
         if emb is not None:
             from .embeddings import get_embedder
 
@@ -176,7 +182,7 @@ class TextClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         texts = [t or "" for t in texts]
-        emb = _embed(texts) if self.config.embeddings else None
+        emb = _embed(texts, getattr(self, "vector_cache", None)) if self.config.embeddings else None
         scores = _scores(self._lr, self._features(texts, self._vecs, emb))
         s = scores / self.temperature
         s = s - s.max(axis=1, keepdims=True)

@@ -127,3 +127,16 @@ class PageText(models.Model):
     class Meta:
         ordering = ["document", "number"]
         constraints = [models.UniqueConstraint(fields=["document", "number"], name="understanding_page_unique")]
+
+
+class EmbeddingVector(models.Model):
+    """A sentence vector already computed, keyed by sha256(embedder version, normalised text).
+
+    Retraining on unchanged examples, and training on texts already seen at prediction time,
+    reuse these instead of running the embedding model again (see embeddings.text_key).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    embedder = models.CharField(max_length=40, db_index=True)
+    vector = models.BinaryField(help_text="float16 little-endian")
+    created_at = models.DateTimeField(default=timezone.now)
