@@ -5,7 +5,9 @@ concatenated with the MiniLM sentence vector times `embedding_weight`. Logistic 
 top. Confidence is calibrated by temperature scaling fitted on out-of-fold scores (argmax
 unchanged, probabilities honest). Out-of-scope is not a class: a request whose calibrated
 confidence falls below the threshold, or that lies far from every training example in
-embedding space, goes to a person.
+embedding space, goes to a person. The sentence vector and the nearest-neighbour test see the
+text without the boilerplate learned from the training set (greetings, footers, disclaimers:
+see boilerplate.py), so a footer shared with known requests cannot make a stranger look familiar.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from .boilerplate import Boilerplate
+
 
 @dataclass(frozen=True)
 class Config:
@@ -35,6 +39,7 @@ class Config:
     calibrate: bool = True
     folds: int = 5
     novelty: bool = True
+    strip_boilerplate: bool = True
 
 
 @dataclass
@@ -68,7 +73,7 @@ def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarra
 
 
 NOVELTY_NEIGHBOURS = 3
-NOVELTY_SHARPNESS = 3.0
+NOVELTY_SHARPNESS = 2.0
 
 
 def _top_k_mean(queries: np.ndarray, base: np.ndarray, skip_self: int | None = None) -> np.ndarray:
@@ -117,6 +122,11 @@ class TextClassifier:
     def _model(self) -> LogisticRegression:
         return LogisticRegression(C=self.config.C, max_iter=300, tol=1e-3)
 
+    def _for_embedding(self, texts: list[str]) -> list[str]:
+        """What the sentence vector sees: the text without the boilerplate learned at training."""
+        boilerplate = getattr(self, "_boilerplate", None)
+        return [boilerplate.remove(t) for t in texts] if boilerplate is not None else texts
+
     # ---------------------------------------------------------------- training
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier:
@@ -125,7 +135,9 @@ class TextClassifier:
         started = time.perf_counter()
         texts = [t or "" for t in texts]
         y = np.asarray(labels)
-        emb = _embed(texts, self.vector_cache, training=True) if self.config.embeddings else None
+        self._boilerplate = Boilerplate().fit(texts, labels) if self.config.strip_boilerplate else None
+        emb = (_embed(self._for_embedding(texts), self.vector_cache, training=True)
+               if self.config.embeddings else None)
         if emb is not None:
             from .embeddings import get_embedder
 
@@ -174,15 +186,16 @@ class TextClassifier:
         own = np.concatenate([_top_k_mean(emb[i:i + 1000], emb, skip_self=i) for i in range(0, len(emb), 1000)])
         # Familiarity below a low percentile of the training examples' own counts as unfamiliar.
         # Few examples cover little of the space a type's requests span, so small sets use a
-        # stricter cut (10th percentile at 50 examples, easing to the 2nd from 250 on).
-        percentile = float(np.clip(500 / len(emb), 2, 10))
+        # stricter cut (10th percentile at 50 examples, easing to the 1st from 500 on).
+        percentile = float(np.clip(500 / len(emb), 1, 10))
         self._novelty_scale = float(np.percentile(own, percentile))
 
     # ---------------------------------------------------------------- prediction
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         texts = [t or "" for t in texts]
-        emb = _embed(texts, getattr(self, "vector_cache", None)) if self.config.embeddings else None
+        emb = (_embed(self._for_embedding(texts), getattr(self, "vector_cache", None))
+               if self.config.embeddings else None)
         scores = _scores(self._lr, self._features(texts, self._vecs, emb))
         s = scores / self.temperature
         s = s - s.max(axis=1, keepdims=True)
