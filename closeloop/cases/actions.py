@@ -687,3 +687,22 @@ def revoke_links(case: Case, actor: Actor, *, reason: str = "", now: datetime | 
     before = _snapshot(case)
     case.link_epoch += 1
     return _commit(case, before, actor, _Change("links_revoked", data={"reason": reason}), now)
+
+
+# ---- understanding actions
+
+
+def set_priority(case: Case, actor: Actor, priority: str, *, reason: str,
+                 cue: Mapping[str, Any] | None = None, now: datetime | None = None) -> Event:
+    """Change the priority; the SLA due times are recomputed from the type's policy for it."""
+    _require_open(case, "change its priority")
+    if priority not in Priority.values:
+        raise ActionError(f"unknown priority {priority!r}", field="priority")
+    now = _now(now)
+    before = _snapshot(case)
+    from_priority = case.priority
+    case.priority = priority
+    case.first_response_due_at, case.resolution_due_at = deadlines.sla_targets(case, case.opened_at)
+    return _commit(case, before, actor, _Change("priority_set", data={
+        "from": from_priority, "to": priority, "reason": reason, "cue": dict(cue or {}),
+    }), now)

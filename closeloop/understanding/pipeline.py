@@ -26,7 +26,7 @@ from closeloop.cases.models import Case, Document, Message, RequestType
 from closeloop.cases.stages import Stage
 
 from . import fields as fieldmod
-from . import llm
+from . import llm, urgency
 from .models import JobState, PageText, Prediction, UnderstandingJob
 from .packets import split_document
 from .rules import first_match
@@ -164,6 +164,7 @@ def understand_case(case_id: int) -> Outcome | None:
     if case.request_type is not None and (case.request_type.policy or {}).get("split_packets"):
         sources = _split_packets(case, sources)
     _record_fields(case, sources)
+    urgency.apply(Case.objects.get(pk=case_id), sources)
     return outcome
 
 
