@@ -192,9 +192,11 @@ class TextClassifier:
 
     # ---------------------------------------------------------------- prediction
 
-    def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_proba(self, texts: Sequence[str], remember: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """`remember=False`: the texts' vectors are not kept in the vector cache (text that is not a case)."""
         texts = [t or "" for t in texts]
-        emb = (_embed(self._for_embedding(texts), getattr(self, "vector_cache", None))
+        cache = getattr(self, "vector_cache", None) if remember else None
+        emb = (_embed(self._for_embedding(texts), cache)
                if self.config.embeddings else None)
         scores = _scores(self._lr, self._features(texts, self._vecs, emb))
         s = scores / self.temperature
@@ -202,8 +204,8 @@ class TextClassifier:
         probs = np.exp(s)
         return probs / probs.sum(axis=1, keepdims=True), emb
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs, emb = self.predict_proba(texts)
+    def predict(self, texts: Sequence[str], remember: bool = True) -> list[Prediction]:
+        probs, emb = self.predict_proba(texts, remember)
         novelty = self._novelty(emb, probs)
         out = []
         for row, raw_novelty in zip(probs, novelty, strict=True):
