@@ -17,6 +17,7 @@ The derived file lives under the data directory with its sha256 beside it, check
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -95,10 +96,15 @@ def derive_fast_model(source: ModelFiles, folder: Path) -> ModelFiles:
         options.optimized_model_filepath = str(unfolded)
         ort.InferenceSession(str(source.model), options, providers=["CPUExecutionProvider"])
         quantised = Path(tmp) / "dyn.onnx"
-        quantize_dynamic(unfolded, quantised, weight_type=QuantType.QInt8, per_channel=True)
+        logging.disable(logging.WARNING)  # the quantiser narrates every tensor on the root logger
+        try:
+            quantize_dynamic(unfolded, quantised, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
         digest = sha256_of(quantised)
         os.replace(quantised, target)
         stamp.write_text(digest + "\n")
+    logging.getLogger("closeloop.understanding").info("derived the int8 embedding model %s", target)
     return ModelFiles(target, digest, source.tokenizer, source.tokenizer_sha256)
 
 
