@@ -250,6 +250,10 @@ CLOSELOOP_ONNX_THREADS = envint("CLOSELOOP_ONNX_THREADS", 1)
 CLOSELOOP_ROUTE_THRESHOLD = float(env("CLOSELOOP_ROUTE_THRESHOLD", "0.8"))
 CLOSELOOP_RETRAIN_HOURS = envint("CLOSELOOP_RETRAIN_HOURS", 24)
 CLOSELOOP_LLM_TIMEOUT = envint("CLOSELOOP_LLM_TIMEOUT", 60)
+# Run the embedding model re-quantised for int8 products (derived once under DATA_DIR/embeddings).
+CLOSELOOP_EMBEDDING_FAST = envbool("CLOSELOOP_EMBEDDING_FAST", True)
+# Threads for embedding while training (0: every core).
+CLOSELOOP_TRAIN_THREADS = envint("CLOSELOOP_TRAIN_THREADS", 0)
 
 # ---- web
 # Seconds between htmx polls of the queues and the case page (live updates of others' changes).

@@ -16,6 +16,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "escalate": frozenset({Role.COORDINATOR, Role.SPECIALIST, Role.SUPERVISOR, Role.ADMIN}),
     "merge": frozenset({Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN}),
     "configure": frozenset({Role.ADMIN}),
+    "retrain": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 
 

@@ -790,3 +790,22 @@ def chase_requesters(cases: Sequence[Case], actor: Actor, *, now: datetime | Non
                                          key=f"{case.pk}:chase:{step}@{version}"))
         enqueue_many(outgoing, now=now)
     return {event.case_id: event for event in events}
+
+
+# ---- understanding actions
+
+
+def set_priority(case: Case, actor: Actor, priority: str, *, reason: str,
+                 cue: Mapping[str, Any] | None = None, now: datetime | None = None) -> Event:
+    """Change the priority; the SLA due times are recomputed from the type's policy for it."""
+    _require_open(case, "change its priority")
+    if priority not in Priority.values:
+        raise ActionError(f"unknown priority {priority!r}", field="priority")
+    now = _now(now)
+    before = _snapshot(case)
+    from_priority = case.priority
+    case.priority = priority
+    case.first_response_due_at, case.resolution_due_at = deadlines.sla_targets(case, case.opened_at)
+    return _commit(case, before, actor, _Change("priority_set", data={
+        "from": from_priority, "to": priority, "reason": reason, "cue": dict(cue or {}),
+    }), now)

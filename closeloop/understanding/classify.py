@@ -5,7 +5,9 @@ concatenated with the MiniLM sentence vector times `embedding_weight`. Logistic 
 top. Confidence is calibrated by temperature scaling fitted on out-of-fold scores (argmax
 unchanged, probabilities honest). Out-of-scope is not a class: a request whose calibrated
 confidence falls below the threshold, or that lies far from every training example in
-embedding space, goes to a person.
+embedding space, goes to a person. The sentence vector and the nearest-neighbour test see the
+text without the boilerplate learned from the training set (greetings, footers, disclaimers:
+see boilerplate.py), so a footer shared with known requests cannot make a stranger look familiar.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from .boilerplate import Boilerplate
+
 
 @dataclass(frozen=True)
 class Config:
@@ -35,6 +39,7 @@ class Config:
     calibrate: bool = True
     folds: int = 5
     novelty: bool = True
+    strip_boilerplate: bool = True
 
 
 @dataclass
@@ -54,10 +59,10 @@ class Prediction:
         return self.confidence >= threshold
 
 
-def _embed(texts: Sequence[str]) -> np.ndarray:
-    from .embeddings import get_embedder
+def _embed(texts: Sequence[str], cache: Any = None, training: bool = False) -> np.ndarray:
+    from .embeddings import embed, training_threads
 
-    return get_embedder().encode(list(texts))
+    return embed(texts, threads=training_threads() if training else None, cache=cache)
 
 
 def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarray:
@@ -68,7 +73,7 @@ def _scores(model: LogisticRegression, features: sparse.csr_matrix) -> np.ndarra
 
 
 NOVELTY_NEIGHBOURS = 3
-NOVELTY_SHARPNESS = 3.0
+NOVELTY_SHARPNESS = 2.0
 
 
 def _top_k_mean(queries: np.ndarray, base: np.ndarray, skip_self: int | None = None) -> np.ndarray:
@@ -92,6 +97,12 @@ class TextClassifier:
         self.train_seconds = 0.0
         self._train_emb: np.ndarray | None = None
         self._novelty_scale = 0.0
+        self.vector_cache: Any = None  # where already-embedded texts are kept; never pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["vector_cache"] = None
+        return state
 
     # ---------------------------------------------------------------- features
 
@@ -111,6 +122,11 @@ class TextClassifier:
     def _model(self) -> LogisticRegression:
         return LogisticRegression(C=self.config.C, max_iter=300, tol=1e-3)
 
+    def _for_embedding(self, texts: list[str]) -> list[str]:
+        """What the sentence vector sees: the text without the boilerplate learned at training."""
+        boilerplate = getattr(self, "_boilerplate", None)
+        return [boilerplate.remove(t) for t in texts] if boilerplate is not None else texts
+
     # ---------------------------------------------------------------- training
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier:
@@ -119,7 +135,9 @@ class TextClassifier:
         started = time.perf_counter()
         texts = [t or "" for t in texts]
         y = np.asarray(labels)
-        emb = _embed(texts) if self.config.embeddings else None
+        self._boilerplate = Boilerplate().fit(texts, labels) if self.config.strip_boilerplate else None
+        emb = (_embed(self._for_embedding(texts), self.vector_cache, training=True)
+               if self.config.embeddings else None)
         if emb is not None:
             from .embeddings import get_embedder
 
@@ -168,23 +186,26 @@ class TextClassifier:
         own = np.concatenate([_top_k_mean(emb[i:i + 1000], emb, skip_self=i) for i in range(0, len(emb), 1000)])
         # Familiarity below a low percentile of the training examples' own counts as unfamiliar.
         # Few examples cover little of the space a type's requests span, so small sets use a
-        # stricter cut (10th percentile at 50 examples, easing to the 2nd from 250 on).
-        percentile = float(np.clip(500 / len(emb), 2, 10))
+        # stricter cut (10th percentile at 50 examples, easing to the 1st from 500 on).
+        percentile = float(np.clip(500 / len(emb), 1, 10))
         self._novelty_scale = float(np.percentile(own, percentile))
 
     # ---------------------------------------------------------------- prediction
 
-    def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_proba(self, texts: Sequence[str], remember: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """`remember=False`: the texts' vectors are not kept in the vector cache (text that is not a case)."""
         texts = [t or "" for t in texts]
-        emb = _embed(texts) if self.config.embeddings else None
+        cache = getattr(self, "vector_cache", None) if remember else None
+        emb = (_embed(self._for_embedding(texts), cache)
+               if self.config.embeddings else None)
         scores = _scores(self._lr, self._features(texts, self._vecs, emb))
         s = scores / self.temperature
         s = s - s.max(axis=1, keepdims=True)
         probs = np.exp(s)
         return probs / probs.sum(axis=1, keepdims=True), emb
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs, emb = self.predict_proba(texts)
+    def predict(self, texts: Sequence[str], remember: bool = True) -> list[Prediction]:
+        probs, emb = self.predict_proba(texts, remember)
         novelty = self._novelty(emb, probs)
         out = []
         for row, raw_novelty in zip(probs, novelty, strict=True):

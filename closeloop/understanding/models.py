@@ -127,3 +127,30 @@ class PageText(models.Model):
     class Meta:
         ordering = ["document", "number"]
         constraints = [models.UniqueConstraint(fields=["document", "number"], name="understanding_page_unique")]
+
+
+class EmbeddingVector(models.Model):
+    """A sentence vector already computed, keyed by sha256(embedder version, normalised text).
+
+    Retraining on unchanged examples, and training on texts already seen at prediction time,
+    reuse these instead of running the embedding model again (see embeddings.text_key).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    embedder = models.CharField(max_length=40, db_index=True)
+    vector = models.BinaryField(help_text="float16 little-endian")
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class DocumentPart(models.Model):
+    """One document found inside a multi-document packet: its own Document, with the page range."""
+
+    original = models.ForeignKey("cases.Document", on_delete=models.CASCADE, related_name="parts")
+    document = models.OneToOneField("cases.Document", on_delete=models.CASCADE, related_name="part_of")
+    kind = models.CharField(max_length=40, help_text="cover_sheet, referral_letter, insurance_card, …")
+    first_page = models.PositiveIntegerField(help_text="1-based, in the original.")
+    last_page = models.PositiveIntegerField()
+    confidence = models.FloatField(default=0.0, help_text="The least confident page's classification.")
+
+    class Meta:
+        ordering = ["original", "first_page"]

@@ -26,8 +26,9 @@ from closeloop.cases.models import Case, Document, Message, RequestType
 from closeloop.cases.stages import Stage
 
 from . import fields as fieldmod
-from . import llm
+from . import llm, urgency
 from .models import JobState, PageText, Prediction, UnderstandingJob
+from .packets import split_document
 from .rules import first_match
 from .text import ExtractionError, Page, Word, extract_pages
 from .training import active_model, case_text, train
@@ -159,8 +160,25 @@ def understand_case(case_id: int) -> Outcome | None:
     elif case.request_type_id is None or case.stage in (Stage.NEW, Stage.TRIAGE):
         if not _typed_by_staff(case):
             outcome = _classify(case)
-    _record_fields(Case.objects.get(pk=case_id), sources)
+    case = Case.objects.select_related("request_type").get(pk=case_id)
+    if case.request_type is not None and (case.request_type.policy or {}).get("split_packets"):
+        sources = _split_packets(case, sources)
+    _record_fields(case, sources)
+    urgency.apply(Case.objects.get(pk=case_id), sources)
     return outcome
+
+
+def _split_packets(case: Case, sources: list[tuple[int | None, Page]]) -> list[tuple[int | None, Page]]:
+    """Where the type asks for it, multi-page documents become their parts; fields then come per part."""
+    out: list[tuple[int | None, Page]] = [(doc, page) for doc, page in sources if doc is None]
+    for document in case.documents.filter(part_of__isnull=True):
+        pages = [page for doc, page in sources if doc == document.pk]
+        parts = split_document(document, pages) if len(pages) > 1 else []
+        if parts:
+            out += [(part.pk, page) for part in parts for page in document_pages(part)]
+        else:
+            out += [(document.pk, page) for page in pages]
+    return out
 
 
 def _typed_by_staff(case: Case) -> bool:
@@ -171,7 +189,7 @@ def _sources(case: Case) -> list[tuple[int | None, Page]]:
     out: list[tuple[int | None, Page]] = [(None, Page(1, case_text(case), "email"))]
     for message in case.messages.filter(direction=Message.Direction.INBOUND).order_by("created_at")[1:]:
         out.append((None, Page(1, f"{message.subject}\n{message.body}", "email")))
-    for document in case.documents.all():
+    for document in case.documents.filter(part_of__isnull=True):
         try:
             out += [(document.pk, page) for page in document_pages(document)]
         except ExtractionError as exc:

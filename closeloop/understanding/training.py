@@ -15,6 +15,7 @@ from closeloop.cases.models import Case, Event
 
 from .classify import Config, TextClassifier
 from .models import ModelVersion
+from .vectorcache import DbVectorCache
 
 MIN_EXAMPLES_PER_LABEL = 2
 
@@ -41,8 +42,8 @@ def labelled_examples() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def data_hash(texts: list[str], labels: list[str], config: Config) -> str:
-    digest = hashlib.sha256(json.dumps(config.__dict__, sort_keys=True).encode())
+def data_hash(texts: list[str], labels: list[str], config: Config, embedder: str = "") -> str:
+    digest = hashlib.sha256(json.dumps([config.__dict__, embedder], sort_keys=True).encode())
     for text, label in sorted(zip(texts, labels, strict=True)):
         digest.update(json.dumps([text, label]).encode())
     return digest.hexdigest()
@@ -67,11 +68,17 @@ def train(texts: list[str] | None = None, labels: list[str] | None = None, *, fo
     if len(usable) < 2:
         return TrainResult(None, f"need at least two types with {MIN_EXAMPLES_PER_LABEL}+ labelled cases each")
     texts, labels = [t for t, _ in pairs], [lab for _, lab in pairs]
-    digest = data_hash(texts, labels, config)
+    embedder = _embedder_version(config)
+    digest = data_hash(texts, labels, config, embedder)
     current = ModelVersion.objects.filter(is_active=True).first()
     if current and current.data_hash == digest and not force:
         return TrainResult(current, "labelled data unchanged since the active model")
-    model = TextClassifier(config).fit(texts, labels)
+    model = TextClassifier(config)
+    if embedder:
+        cache = DbVectorCache(embedder)
+        cache.forget_other_embedders()
+        model.vector_cache = cache
+    model.fit(texts, labels)
     path = model_dir() / f"clf-{digest[:16]}.pkl"
     sha = model.dump(path)
     version = ModelVersion.objects.create(path=str(path), sha256=sha, data_hash=digest, examples=len(texts),
@@ -79,6 +86,15 @@ def train(texts: list[str] | None = None, labels: list[str] | None = None, *, fo
                                           metrics={"train_seconds": round(model.train_seconds, 3)})
     ModelVersion.objects.exclude(pk=version.pk).filter(is_active=True).update(is_active=False)
     return TrainResult(version)
+
+
+def _embedder_version(config: Config) -> str:
+    """The embedding model's version (part of the data hash: a new embedder means a new model)."""
+    if not config.embeddings:
+        return ""
+    from .embeddings import get_embedder
+
+    return get_embedder().version
 
 
 _loaded: dict[str, TextClassifier] = {}
@@ -93,5 +109,8 @@ def active_model() -> tuple[ModelVersion, TextClassifier] | None:
     with _lock:
         if version.sha256 not in _loaded:
             _loaded.clear()
-            _loaded[version.sha256] = TextClassifier.load(Path(version.path), version.sha256)
+            model = TextClassifier.load(Path(version.path), version.sha256)
+            if model.embedder_version:
+                model.vector_cache = DbVectorCache(model.embedder_version)
+            _loaded[version.sha256] = model
         return version, _loaded[version.sha256]
