@@ -58,10 +58,10 @@ def _totals(previous: Interval, seconds: float) -> tuple[float, float, float]:
 
 def extend(event: Event) -> None:
     """Close the case's open interval at this event and open the event's own."""
+    if event.kind == "opened":  # a new case's first event: nothing to close, nobody else sees it yet
+        _interval(event, 0.0, 0.0, 0.0).save(force_insert=True)  # one INSERT: no savepoint needed
+        return
     with transaction.atomic():
-        if event.kind == "opened":  # a new case's first event: nothing to close, nobody else sees it yet
-            Interval.objects.create(**_fields(_interval(event, 0.0, 0.0, 0.0)))
-            return
         # Locking the open interval serialises two events of one case: the second waits, then finds no
         # open row (the first closed it) and measures the case again from its events.
         previous = (Interval.objects.select_for_update().filter(case_id=event.case_id, end__isnull=True)

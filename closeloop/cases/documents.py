@@ -68,9 +68,10 @@ def store_document(content: bytes, filename: str, content_type: str = "", *, sou
     kind = check(content, filename, content_type)
     digest = hashlib.sha256(content).hexdigest()
     doc = Document(case=case, filename=filename, content_type=kind, size=len(content), sha256=digest, source=source)
-    existing = Document.objects.filter(sha256=digest).exclude(file="").first()
-    if existing is not None:
-        doc.file.name = existing.file.name
+    # Any stored copy will do (the same bytes); one column, no ordering to build.
+    stored = list(Document.objects.filter(sha256=digest).exclude(file="").values_list("file", flat=True)[:1])
+    if stored:
+        doc.file.name = stored[0]
         doc.save()
     else:
         doc.file.save(digest, ContentFile(content), save=True)

@@ -67,12 +67,15 @@ def by_reference(parsed: Parsed) -> tuple[Case | None, Case | None]:
     return None, case
 
 
-def by_sender(parsed: Parsed) -> Case | None:
+def by_sender(parsed: Parsed, requester_ids: list[int] | None = None) -> Case | None:
+    """`requester_ids`: the parties with the sender's address, when the caller has read them
+    (none: no case can match, and nothing is asked of the database)."""
     subject = normal_subject(parsed.subject)
-    if not parsed.sender or len(subject) < 4:
+    if not parsed.sender or len(subject) < 4 or requester_ids == []:
         return None
-    return (Case.objects.filter(requester__email=parsed.sender, subject__iexact=subject)
-            .exclude(stage=Stage.CLOSED).order_by("-opened_at").first())
+    cases = (Case.objects.filter(requester__email=parsed.sender) if requester_ids is None
+             else Case.objects.filter(requester_id__in=requester_ids))
+    return cases.filter(subject__iexact=subject).exclude(stage=Stage.CLOSED).order_by("-opened_at").first()
 
 
 def content_key(parsed: Parsed) -> str:

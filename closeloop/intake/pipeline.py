@@ -65,6 +65,7 @@ class Work:
     suspect: Case | None = None
     notes: list[str] = field(default_factory=list)
     _documents: list[Document] | None = None
+    _parties: list[Party] | None = None
 
     @property
     def sender_actor(self) -> Actor:
@@ -169,11 +170,13 @@ def process_due(limit: int = 100) -> int:
     return done
 
 
-def handoff(case: Case, inbound: InboundMessage) -> None:
-    """Hand the case to understanding: a job row the worker claims (classify, extract, complete)."""
+def handoff(case: Case, inbound: InboundMessage, *, opened: bool = False) -> None:
+    """Hand the case to understanding: a job row the worker claims (classify, extract, complete).
+
+    `opened`: the case was opened in this transaction, so no job for it can exist yet."""
     from closeloop.understanding.pipeline import enqueue_case
 
-    enqueue_case(case)
+    enqueue_case(case, opened=opened)
 
 
 def _finish(work: Work, status: str, result: str) -> None:
@@ -236,7 +239,7 @@ def stage_dedupe(work: Work) -> None:
 
 def stage_weak_match(work: Work) -> None:
     if work.suspect is None and work.row.channel in EMAIL_CHANNELS:
-        case = match.by_sender(work.parsed)
+        case = match.by_sender(work.parsed, [party.pk for party in _parties(work)])
         if case is not None:
             _thread_into(work, case)
     if work.parsed.auto_reply:  # an automatic message about nothing we know: keep it, open nothing
@@ -261,7 +264,7 @@ def stage_open(work: Work) -> None:
               for name, value in parsed.fields.items() if not name.startswith("_") and value not in (None, "")}
     case = actions.open_case(
         actor=work.sender_actor, subject=parsed.subject or "(no subject)", body=parsed.body or "(empty message)",
-        request_type=request_type, requester=_requester(parsed), channel=_case_channel(row.channel),
+        request_type=request_type, requester=_requester(work), channel=_case_channel(row.channel),
         fields=fields, team=team, stage=Stage.NEW, now=work.now, message_id=parsed.message_id,
         in_reply_to=parsed.in_reply_to, documents=_documents(work),
     )
@@ -287,7 +290,7 @@ def stage_ack(work: Work) -> None:
         enqueue(case=case, purpose="ack", to=[parsed.sender], subject=subject, body=body, now=work.now,
                 headers={"X-Loop": f"closeloop@{settings.CLOSELOOP_MAIL_DOMAIN}",
                          "Reply-To": reply_address(case.pk, _arrived_at(work.row))}, thread=thread)
-    handoff(case, work.row)
+    handoff(case, work.row, opened=True)
     raise Stop("opened")
 
 
@@ -382,13 +385,21 @@ def _route(work: Work) -> tuple[RequestType | None, Team | None]:
     return request_type, team or lookups.fallback_team()
 
 
-def _requester(parsed: Parsed) -> Party | None:
-    if not parsed.sender:
+def _parties(work: Work) -> list[Party]:
+    """The parties with the sender's address, oldest first (read once: the weak match and the requester)."""
+    if work._parties is None:
+        sender = work.parsed.sender
+        work._parties = sorted(Party.objects.filter(email=sender), key=lambda p: p.pk) if sender else []
+    return work._parties
+
+
+def _requester(work: Work) -> Party | None:
+    if not work.parsed.sender:
         return None
-    party = Party.objects.filter(email=parsed.sender).order_by("id").first()
-    if party is None:
-        party = Party.objects.create(email=parsed.sender, name=parsed.sender_name)
-    return party
+    parties = _parties(work)
+    if not parties:
+        parties.append(Party.objects.create(email=work.parsed.sender, name=work.parsed.sender_name))
+    return parties[0]
 
 
 def _arrived_at(row: InboundMessage) -> str:

@@ -23,7 +23,7 @@ from email.utils import formatdate, make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from closeloop.cases.models import Case, Message
@@ -68,14 +68,11 @@ def enqueue(*, case: Case | None, purpose: str, to: Iterable[str], subject: str,
         # A signed address: a reply joins the case even when its headers are stripped.
         headers = {**(headers or {}), "Reply-To": reply_address(case.pk)}
     message_id = new_message_id()
-    row, created = OutboxMessage.objects.get_or_create(
-        idempotency_key=key,
-        defaults=dict(
-            case=case, case_message=message, purpose=purpose, message_id=message_id, in_reply_to=in_reply_to,
-            references=references, from_email=settings.DEFAULT_FROM_EMAIL, to=list(to), subject=subject[:300],
-            body=body, headers=headers or {}, due_at=now, created_at=now,
-        ),
-    )
+    row, created = _insert_once(OutboxMessage(
+        idempotency_key=key, case=case, case_message=message, purpose=purpose, message_id=message_id,
+        in_reply_to=in_reply_to, references=references, from_email=settings.DEFAULT_FROM_EMAIL, to=list(to),
+        subject=subject[:300], body=body, headers=headers or {}, due_at=now, created_at=now,
+    ))
     if created and message is not None:
         Message.objects.filter(pk=message.pk).update(message_id=row.message_id)
     elif created and case is not None:
@@ -85,6 +82,21 @@ def enqueue(*, case: Case | None, purpose: str, to: Iterable[str], subject: str,
             created_at=now,
         )
     return row
+
+
+def _insert_once(row: OutboxMessage) -> tuple[OutboxMessage, bool]:
+    """`get_or_create` on the idempotency key, insert first: a new key (the common case) costs
+    one INSERT, not a SELECT and an INSERT; a key already queued costs a rolled-back savepoint."""
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        return row, True
+    except IntegrityError:
+        try:
+            return OutboxMessage.objects.get(idempotency_key=row.idempotency_key), False
+        except OutboxMessage.DoesNotExist:
+            pass
+        raise  # another constraint failed: as `get_or_create` does, the error stands
 
 
 @dataclass(frozen=True)

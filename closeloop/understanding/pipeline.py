@@ -40,14 +40,18 @@ MAX_ATTEMPTS = 5
 # ---------------------------------------------------------------- work items
 
 
-def _enqueue(kind: str, **target: Any) -> UnderstandingJob:
-    existing = UnderstandingJob.objects.filter(kind=kind, state=JobState.PENDING, **target).first()
+def _enqueue(kind: str, *, fresh: bool = False, **target: Any) -> UnderstandingJob:
+    """A pending job for the target: the one already pending, else a new one (`fresh`: the
+    caller knows none can exist, so nothing is read first)."""
+    existing = None if fresh else UnderstandingJob.objects.filter(kind=kind, state=JobState.PENDING, **target).first()
     return existing or UnderstandingJob.objects.create(kind=kind, **target)
 
 
-def enqueue_case(case: Case) -> UnderstandingJob:
-    """Ask the worker to understand this case (idempotent while a job is pending)."""
-    return _enqueue(UnderstandingJob.Kind.CASE, case=case)
+def enqueue_case(case: Case, *, opened: bool = False) -> UnderstandingJob:
+    """Ask the worker to understand this case (idempotent while a job is pending).
+
+    `opened`: the case was opened in the caller's transaction, so it has no job yet."""
+    return _enqueue(UnderstandingJob.Kind.CASE, fresh=opened, case=case)
 
 
 def enqueue_document(document: Document) -> UnderstandingJob:
