@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from closeloop.cases.models import Case, Document, Message
+from closeloop.cases.models import Case, Document, Message, Party
 from closeloop.cases.stages import Stage
 from closeloop.intake.inbound import Inbound, read_raw
 from closeloop.intake.models import InboundMessage
@@ -145,3 +145,18 @@ def test_a_stage_failure_quarantines_with_the_error_and_retry_recovers(practice,
     assert broken.status == "quarantined" and "not an internet message" in broken.error
     assert InboundMessage.objects.filter(status="quarantined").count() == 1
     assert Document.objects.count() == 0
+
+
+def test_the_same_requester_on_the_same_subject_threads_into_the_open_case(practice, mail):
+    case = _in(mail()).case
+    Party.objects.create(email="maria@example.com", name="A second record, made later")
+    row = _in(mail(subject="RE: Referral for knee pain", body="Her insurance is Aetna."))
+    assert row.result == "threaded" and row.case == case
+    other = _in(mail(subject="Refill of my prescription", body="Please refill.")).case
+    assert other != case and other.requester == case.requester  # the oldest party with the address
+
+
+def test_a_new_sender_gets_one_party_and_a_new_case(practice, mail):
+    row = _in(mail(sender="new.patient@example.com", subject="Referral for knee pain"))
+    assert row.result == "opened"
+    assert list(Party.objects.filter(email="new.patient@example.com")) == [row.case.requester]

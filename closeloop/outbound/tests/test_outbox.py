@@ -32,9 +32,11 @@ def test_it_sends_queued_mail_through_a_real_smtp_server_with_threading_headers(
 
 
 def test_the_same_idempotency_key_queues_one_message(case):
-    for _ in range(3):
-        enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b", sequence=1)
+    rows = [enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b", sequence=1)
+            for _ in range(3)]
     assert OutboxMessage.objects.filter(purpose="chase").count() == 1
+    assert {row.pk for row in rows} == {OutboxMessage.objects.get(purpose="chase").pk}  # the queued row each time
+    assert Message.objects.filter(case=case, purpose="chase").count() == 1
 
 
 def test_a_temporary_refusal_is_retried_with_backoff_and_then_sent(case, smtp_server):
