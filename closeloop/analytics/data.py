@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import F, Max, Min, Q, QuerySet, Sum, Window
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lead
 
 from closeloop.cases.access import visible_cases
@@ -182,8 +183,14 @@ def ownership_changes(cases: QuerySet[Case]) -> dict[int, list[int | None]]:
     """Per case, the owners it passed through by `assigned` events, first one included."""
     out: dict[int, list[int | None]] = {}
     assigned = (Event.objects.filter(case_id__in=cases.values("id"), kind="assigned")
-                .order_by("case_id", "at", "id").values_list("case_id", "data"))
-    for case_id, data in assigned.iterator(chunk_size=5000):
-        chain = out.setdefault(case_id, [(data or {}).get("from_owner")])
-        chain.append((data or {}).get("to_owner"))
+                .annotate(was=_owner_key("from_owner"), now=_owner_key("to_owner"))
+                .order_by("case_id", "at", "id").values_list("case_id", "was", "now"))
+    for case_id, was, now in assigned.iterator(chunk_size=5000):
+        chain = out.setdefault(case_id, [was])
+        chain.append(now)
     return out
+
+
+def _owner_key(name: str) -> KeyTransform:
+    """One owner id out of an `assigned` event's data, picked in the database (not the whole JSON)."""
+    return KeyTransform(name, "data")
