@@ -24,7 +24,9 @@ from django.db.models import Max
 from closeloop.cases.models import Event, Message
 
 from .data import Scope
+from .figures import Report
 from .models import LedgerState
+from .tables import Table
 
 T = TypeVar("T")
 
@@ -62,3 +64,15 @@ def remembered(scope: Scope, what: str, compute: Callable[[], T]) -> T:
 def recall(scope: Scope, what: str) -> object | None:
     """The remembered result, if there is one, without computing it."""
     return cache.get(key(scope, what)) if seconds() > 0 else None
+
+
+def report(scope: Scope) -> Report | None:
+    """The dashboard's report for this scope if one was computed in the last minute on the same data."""
+    found = recall(scope, "report")
+    return found if isinstance(found, Report) else None
+
+
+def table(scope: Scope, name: str) -> Table | None:
+    """One table of a remembered report (drill-downs, CSV and the API read it instead of computing)."""
+    found = report(scope)
+    return None if found is None else found.tables.get(name)

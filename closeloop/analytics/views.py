@@ -60,9 +60,9 @@ def _one(request: HttpRequest, name: str) -> tuple[Scope, Table] | HttpResponse:
         scope = _scope(request, staff)
     except BadScope as exc:
         return HttpResponseBadRequest(str(exc))
-    remembered = cache.recall(scope, "report")
-    if isinstance(remembered, Report) and name in remembered.tables:
-        return scope, remembered.tables[name]
+    remembered = cache.table(scope, name)
+    if remembered is not None:
+        return scope, remembered
     try:
         return scope, Figures(scope).table(name)
     except KeyError:
