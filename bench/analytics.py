@@ -124,7 +124,7 @@ def _baseline_held(scope: Any) -> dict[str, float]:
 def _figures(scope: Any) -> dict[str, Any]:
     from closeloop.analytics import current, figures, load
     from closeloop.analytics.clock import Clock
-    from closeloop.analytics.data import attach_ledger, case_rows, handoff_counts
+    from closeloop.analytics.data import attach_ledger, case_rows, ownership_changes
 
     clock, labels = Clock(), figures.Labels.load()
     rows = [r for r in case_rows(scope.cases(), clock) if not r.merged]
@@ -135,7 +135,7 @@ def _figures(scope: Any) -> dict[str, Any]:
             [r for r in case_rows(scope.cases().none())], scope.cases(), scope.now, Clock()),
         "latency tables x5": lambda: [figures.latency_table(n, t, rows, labels) for n, t in figures.DIMENSIONS],
         "held + dwell tables": lambda: (figures.held_table(rows), figures.dwell_table(rows)),
-        "handoffs": lambda: figures.handoff_table(handoff_counts(scope.cases())),
+        "handoffs": lambda: figures.handoff_table(ownership_changes(scope.cases())),
         "sla": lambda: figures.sla_table(rows, Clock(), labels),
         "holding now": lambda: figures.holding_table(current.open_cases(scope), labels, scope.now, Clock()),
         "stalls": lambda: figures.stall_table(scope, labels, Clock()),

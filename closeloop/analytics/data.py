@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import F, Max, Min, Q, QuerySet, Sum, Window
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Lead, RowNumber
+from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Lead
 
 from closeloop.cases.access import visible_cases
 from closeloop.cases.models import Case, Event, Message, Staff
@@ -190,33 +189,3 @@ def ownership_changes(cases: QuerySet[Case]) -> dict[int, list[int | None]]:
 def _owner_key(name: str) -> KeyTransform:
     """One owner id out of an `assigned` event's data, picked in the database (not the whole JSON)."""
     return KeyTransform(name, "data")
-
-
-HANDOFFS = """
-WITH a AS ({assigned}),
-chain AS (SELECT case_id, 2 * n AS pos, NULLIF(to_person, 'null') AS person FROM a
-          UNION ALL SELECT case_id, 0, NULLIF(from_person, 'null') FROM a WHERE n = 1),
-people AS (SELECT case_id, pos, person, LAG(person) OVER (PARTITION BY case_id ORDER BY pos) AS prev
-           FROM chain WHERE person IS NOT NULL),
-collapsed AS (SELECT case_id, person, LAG(person, 2) OVER (PARTITION BY case_id ORDER BY pos) AS back
-              FROM people WHERE prev IS NULL OR prev <> person),
-counted AS (SELECT case_id, COUNT(*) - 1 AS handoffs, SUM(CASE WHEN back = person THEN 1 ELSE 0 END) AS pongs
-            FROM collapsed GROUP BY case_id)
-SELECT d.case_id, COALESCE(c.handoffs, 0), COALESCE(c.pongs, 0)
-FROM (SELECT DISTINCT case_id FROM a) d LEFT JOIN counted c ON c.case_id = d.case_id
-"""
-
-
-def handoff_counts(cases: QuerySet[Case]) -> dict[int, tuple[int, int]]:
-    """Per case with `assigned` events, (handoffs, ping-pongs) as `figures.handoffs` defines them on
-    `ownership_changes`, counted in the database with window functions: people in order (nobody
-    dropped), repeats collapsed (`LAG`), a ping-pong where the person two back is this one (`LAG 2`)."""
-    ordered = Window(RowNumber(), partition_by=[F("case_id")], order_by=[F("at").asc(), F("id").asc()])
-    assigned = (Event.objects.filter(case_id__in=cases.values("id"), kind="assigned")
-                .annotate(from_person=KeyTextTransform("from_owner", "data"),
-                          to_person=KeyTextTransform("to_owner", "data"), n=ordered)
-                .order_by().values("case_id", "n", "from_person", "to_person"))
-    sql, params = assigned.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(HANDOFFS.format(assigned=sql), params)
-        return {case_id: (int(count), int(pongs)) for case_id, count, pongs in cursor.fetchall()}

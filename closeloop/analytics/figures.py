@@ -25,7 +25,7 @@ from closeloop.cases.stages import Stage, WaitingOn
 from . import ledger
 from .clock import Clock
 from .current import OpenCase, missed, open_cases, stalled
-from .data import CaseRow, Scope, attach_ledger, case_rows, handoff_counts
+from .data import CaseRow, Scope, attach_ledger, case_rows, ownership_changes
 from .load import drowning
 from .stats import hours, summary
 from .tables import Table
@@ -98,7 +98,7 @@ class Figures:
     def table(self, name: str, stall_limit: float | None = None) -> Table:
         builders: dict[str, Callable[[], Table]] = {
             "held": lambda: held_table(self.rows), "dwell": lambda: dwell_table(self.rows),
-            "handoffs": lambda: handoff_table(handoff_counts(self.scope.cases())),
+            "handoffs": lambda: handoff_table(ownership_changes(self.scope.cases())),
             "sla": lambda: sla_table(self.rows, self.clock, self.labels),
             "holding": lambda: holding_table(open_cases(self.scope), self.labels, self.scope.now, self.clock),
             "stalls": lambda: stall_table(self.scope, self.labels, self.clock, stall_limit),
@@ -197,18 +197,19 @@ def handoffs(chain: list[int | None]) -> tuple[int, int]:
     return len(collapsed) - 1 if collapsed else 0, pongs
 
 
-def handoff_table(counts: dict[int, tuple[int, int]]) -> Table:
-    """From (handoffs, ping-pongs) per case (`data.handoff_counts`; `handoffs` above defines them)."""
+def handoff_table(chains: dict[int, list[int | None]]) -> Table:
     table = Table("handoffs", "Handoffs between people per case", [
         ("label", "Handoffs"), ("cases", "Cases"), ("ping_pong", "Cases with ping-pong (A→B→A)")])
     buckets: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for case_id, (count, pongs) in sorted(counts.items()):
+    for case_id, chain in chains.items():
+        count, pongs = handoffs(chain)
         buckets[str(min(count, 3))].append((case_id, pongs))
     for key in sorted(buckets):
         members = buckets[key]
         table.add(key, [c for c, _ in members], label="3 or more" if key == "3" else key, cases=len(members),
                   ping_pong=sum(1 for _, p in members if p))
-    table.cases["ping_pong"] = [c for c, (_, pongs) in sorted(counts.items()) if pongs]
+    pong_cases = [c for c, chain in chains.items() if handoffs(chain)[1]]
+    table.cases["ping_pong"] = pong_cases
     return table
 
 

@@ -128,22 +128,3 @@ def test_it_counts_working_hours_on_the_team_calendar(history):
     assert (referral["answer_p50"], referral["close_p50"]) == (3.0, 4.0)
     assert (referral["human_p50"], referral["human_p90"]) == (1.0, 1.0)
     assert figures.headline["ledger_current"] is True
-
-
-def test_the_database_counts_handoffs_as_the_definition_does(practice):
-    """Owner chains written as `assigned` events: the SQL window count agrees with `handoffs`
-    on each, with nobody in between, repeats, and a chain of nobody."""
-    from closeloop.analytics.data import handoff_counts, ownership_changes
-    from closeloop.cases import actions
-    from closeloop.cases.models import Case
-
-    system = actions.Actor.system("test")
-    a, b, c = (practice.staff[n].pk for n in ("coordinator", "jordan", "riley"))
-    chains = [[None, a, b, a, a, c], [a, None, a, b, None, b, a, c, a], [None, None], [b, a], [None, a, a, a]]
-    for i, chain in enumerate(chains):
-        case = actions.open_case(actor=system, subject=f"chain {i}", channel="email", now=at(0))
-        for n, (was, to) in enumerate(zip(chain, chain[1:], strict=False)):
-            actions.record_event(case, system, "assigned", {"from_owner": was, "to_owner": to}, now=at(n + 1))
-    expected = {k: handoffs(v) for k, v in ownership_changes(Case.objects.all()).items()}
-    assert handoff_counts(Case.objects.all()) == expected
-    assert sorted(expected.values()) == [(0, 0), (0, 0), (1, 0), (3, 1), (4, 2)]
