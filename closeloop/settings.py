@@ -211,6 +211,8 @@ CLOSELOOP_ANALYTICS_STALL_HOURS = envint("CLOSELOOP_ANALYTICS_STALL_HOURS", 8)
 CLOSELOOP_ANALYTICS_MISSED_MINUTES = envint("CLOSELOOP_ANALYTICS_MISSED_MINUTES", 60)
 # Consecutive days of arrivals above completions that raise the drowning warning.
 CLOSELOOP_ANALYTICS_WARN_DAYS = envint("CLOSELOOP_ANALYTICS_WARN_DAYS", 3)
+# Seconds a computed dashboard report is reused for the same viewer, period and data (0: never).
+CLOSELOOP_ANALYTICS_CACHE_SECONDS = envint("CLOSELOOP_ANALYTICS_CACHE_SECONDS", 60)
 # Bearer token for /metrics; empty means only requests from localhost are answered.
 CLOSELOOP_METRICS_TOKEN = envsecret("CLOSELOOP_METRICS_TOKEN")
 

@@ -19,6 +19,7 @@ from ninja.errors import HttpError
 
 from closeloop.cases.models import Staff, Team
 
+from . import cache
 from .current import open_cases
 from .data import Scope
 from .figures import TABLES, Figures, headline
@@ -102,14 +103,19 @@ def _table(figures: Figures, name: str, **options: Any) -> Table:
 
 @router.get("/summary", summary="Headline numbers: cases, open, missed, stalled, latency p50/p90, drowning")
 def summary(request: HttpRequest, q: Query[ScopeQuery]) -> dict[str, Any]:
-    figures = Figures(_scope(request, q))
+    scope = _scope(request, q)
+    remembered = cache.report(scope)
+    if remembered is not None:
+        return remembered.headline
+    figures = Figures(scope)
     tables = {name: figures.table(name) for name in ("handoffs", "missed", "stalls", "backlog")}
     return headline(tables, figures.rows, len(open_cases(figures.scope)))
 
 
 @router.get("/latency", response=TableOut, summary="Response times p50/p90 by type, team, owner, channel or period")
 def latency(request: HttpRequest, q: Query[LatencyQuery]) -> dict[str, Any]:
-    return _out(Figures(_scope(request, q)).latency(q.period if q.by == "period" else q.by))
+    scope, dimension = _scope(request, q), q.period if q.by == "period" else q.by
+    return _out(cache.table(scope, f"latency_{dimension}") or Figures(scope).latency(dimension))
 
 
 @router.get("/stalls", response=TableOut, summary="Open cases idle longer than `hours` working hours, with holder")
@@ -124,13 +130,14 @@ def names(request: HttpRequest) -> list[str]:
 
 @router.get("/figures/{name}", response=TableOut, summary="One figure: held, dwell, handoffs, sla, missed, backlog…")
 def figure(request: HttpRequest, name: str, q: Query[ScopeQuery]) -> dict[str, Any]:
-    return _out(_table(Figures(_scope(request, q)), name))
+    scope = _scope(request, q)
+    return _out(cache.table(scope, name) or _table(Figures(scope), name))
 
 
 @router.get("/figures/{name}/{key}/cases", response=list[CaseOut], summary="The cases behind one row of a figure")
 def cases(request: HttpRequest, name: str, key: str, q: Query[ScopeQuery]) -> list[dict[str, Any]]:
     scope = _scope(request, q)
-    table = _table(Figures(scope), name)
+    table = cache.table(scope, name) or _table(Figures(scope), name)
     if key not in table.cases:
         raise HttpError(404, f"no row {key!r} in {name}")
     found = scope.visible().filter(pk__in=table.cases[key]).order_by("opened_at")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import F, Max, Min, Q, QuerySet, Sum, Window
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lead
 
 from closeloop.cases.access import visible_cases
@@ -64,11 +65,8 @@ class CaseRow:
     closed_at: datetime | None
     first_response_due_at: datetime | None
     resolution_due_at: datetime | None
-    next_due_at: datetime | None
     ack_at: datetime | None
-    first_staff_at: datetime | None
     first_reply_at: datetime | None
-    last_event_at: datetime | None
     marks: dict[str, float | None] = field(default_factory=dict)  # working seconds from opening
     held: dict[str, float] = field(default_factory=dict)
     dwell: dict[str, float] = field(default_factory=dict)
@@ -83,17 +81,16 @@ class CaseRow:
 
 
 CASE_FIELDS = ("id", "team_id", "owner_id", "request_type__slug", "channel", "priority", "stage", "waiting_on",
-               "merged_into_id", "opened_at", "closed_at", "first_response_due_at", "resolution_due_at",
-               "next_due_at")
+               "merged_into_id", "opened_at", "closed_at", "first_response_due_at", "resolution_due_at")
 ACK, STAFF, REPLY = Q(kind="ack_sent"), Q(actor_kind="staff"), Q(kind="reply_sent")
 CLOSING = Q(stage="closed") & ~Q(from_stage="closed")
 MARKS = {
     "ack_at": Min("start", filter=ACK), "ack": Min("elapsed", filter=ACK),
-    "first_staff_at": Min("start", filter=STAFF), "human": Min("elapsed", filter=STAFF),
+    "human": Min("elapsed", filter=STAFF),
     "first_reply_at": Min("start", filter=REPLY), "answer": Min("elapsed", filter=REPLY),
     "answer_active": Min("active", filter=REPLY), "answer_paused": Min("paused", filter=REPLY),
     "close": Max("elapsed", filter=CLOSING), "close_active": Max("active", filter=CLOSING),
-    "close_paused": Max("paused", filter=CLOSING), "last_event_at": Max("start"),
+    "close_paused": Max("paused", filter=CLOSING),
 }
 
 
@@ -117,8 +114,7 @@ def _row(r: dict[str, Any], m: dict[str, Any], ack_message: datetime | None, clo
         channel=r["channel"], priority=r["priority"], stage=r["stage"], waiting_on=r["waiting_on"],
         merged=r["merged_into_id"] is not None, opened_at=r["opened_at"], closed_at=r["closed_at"],
         first_response_due_at=r["first_response_due_at"], resolution_due_at=r["resolution_due_at"],
-        next_due_at=r["next_due_at"], ack_at=m.get("ack_at"), first_staff_at=m.get("first_staff_at"),
-        first_reply_at=m.get("first_reply_at"), last_event_at=m.get("last_event_at"),
+        ack_at=m.get("ack_at"), first_reply_at=m.get("first_reply_at"),
         marks={k: m.get(k) for k in ("ack", "human", "answer", "answer_active", "answer_paused", "close",
                                      "close_active", "close_paused")},
     )
@@ -182,8 +178,14 @@ def ownership_changes(cases: QuerySet[Case]) -> dict[int, list[int | None]]:
     """Per case, the owners it passed through by `assigned` events, first one included."""
     out: dict[int, list[int | None]] = {}
     assigned = (Event.objects.filter(case_id__in=cases.values("id"), kind="assigned")
-                .order_by("case_id", "at", "id").values_list("case_id", "data"))
-    for case_id, data in assigned.iterator(chunk_size=5000):
-        chain = out.setdefault(case_id, [(data or {}).get("from_owner")])
-        chain.append((data or {}).get("to_owner"))
+                .annotate(was=_owner_key("from_owner"), now=_owner_key("to_owner"))
+                .order_by("case_id", "at", "id").values_list("case_id", "was", "now"))
+    for case_id, was, now in assigned.iterator(chunk_size=5000):
+        chain = out.setdefault(case_id, [was])
+        chain.append(now)
     return out
+
+
+def _owner_key(name: str) -> KeyTransform:
+    """One owner id out of an `assigned` event's data, picked in the database (not the whole JSON)."""
+    return KeyTransform(name, "data")

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (PostgreSQL's percentile_cont, NumPy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
+    return _interpolate(sorted(values), q) if values else None
+
+
+def _interpolate(ordered: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
@@ -18,9 +19,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def summary(values: Iterable[float | None]) -> dict[str, float | int | None]:
     """Count, p50 and p90 of the values that exist, in hours."""
-    present = [v for v in values if v is not None]
-    p50, p90 = percentile(present, 0.5), percentile(present, 0.9)
-    return {"n": len(present), "p50": hours(p50), "p90": hours(p90)}
+    present = sorted(v for v in values if v is not None)  # sorted once for both percentiles
+    if not present:
+        return {"n": 0, "p50": None, "p90": None}
+    return {"n": len(present), "p50": hours(_interpolate(present, 0.5)), "p90": hours(_interpolate(present, 0.9))}
 
 
 def hours(seconds: float | None) -> float | None:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from closeloop.cases.access import staff_for
 from closeloop.cases.models import AuditEntry, Staff, Team
 
-from . import svg
+from . import cache, svg
 from .data import Scope
 from .figures import Figures, Report, report
 from .metrics import exposition
@@ -60,6 +60,9 @@ def _one(request: HttpRequest, name: str) -> tuple[Scope, Table] | HttpResponse:
         scope = _scope(request, staff)
     except BadScope as exc:
         return HttpResponseBadRequest(str(exc))
+    remembered = cache.table(scope, name)
+    if remembered is not None:
+        return scope, remembered
     try:
         return scope, Figures(scope).table(name)
     except KeyError:
@@ -69,9 +72,10 @@ def _one(request: HttpRequest, name: str) -> tuple[Scope, Table] | HttpResponse:
 def _report(request: HttpRequest) -> tuple[Staff, Report | HttpResponse]:
     staff = _staff(request)
     try:
-        return staff, report(_scope(request, staff))
+        scope = _scope(request, staff)
     except BadScope as exc:
         return staff, HttpResponseBadRequest(str(exc))
+    return staff, cache.remembered(scope, "report", lambda: report(scope))
 
 
 def _charts(figures: Report) -> dict[str, Any]:

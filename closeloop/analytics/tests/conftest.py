@@ -61,3 +61,11 @@ def history(practice: Any) -> History:
     for case in (a, b, c, d):
         case.refresh_from_db()
     return History(practice, a, b, c, d, at(72))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_report_cache() -> None:
+    """Reports are cached per minute and newest event; each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()

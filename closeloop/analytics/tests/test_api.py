@@ -87,3 +87,15 @@ def test_scope_parameters_are_checked(history):
 def test_anonymous_callers_are_refused(history):
     with time_machine.travel(history.now, tick=False):
         assert Client().get("/api/analytics/summary").status_code == 401
+
+
+def test_after_the_dashboard_the_api_answers_from_the_same_report(history, django_assert_max_num_queries):
+    urls = ("/summary?days=7", "/latency?by=type&days=7", "/figures/held?days=7", "/figures/held/owner/cases?days=7")
+    client = Client()
+    client.force_login(history.practice.staff["supervisor"].user)
+    with time_machine.travel(history.now, tick=False):
+        cold = {url: client.get(f"/api/analytics{url}").json() for url in urls}
+        assert client.get("/analytics/?days=7").status_code == 200
+        for url, body in cold.items():
+            with django_assert_max_num_queries(8):  # session, user, staff, the key's three, the drill's cases
+                assert client.get(f"/api/analytics{url}").json() == body, url

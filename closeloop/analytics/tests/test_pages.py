@@ -85,3 +85,31 @@ def test_metrics_refuse_strangers_and_want_the_token_when_one_is_set(history, se
     assert Client(REMOTE_ADDR="127.0.0.1").get("/analytics/metrics").status_code == 401
     ok = Client(REMOTE_ADDR="10.0.0.9").get("/analytics/metrics", headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200
+
+
+def test_a_repeated_view_reuses_the_report_until_the_log_changes(history, django_assert_max_num_queries):
+    from closeloop.cases import actions
+
+    client = _client(history.practice, "supervisor")
+    with time_machine.travel(history.now, tick=False):
+        first = client.get("/analytics/?days=7").content.decode()
+        with django_assert_max_num_queries(12):  # session, user, staff, the key's lookups, teams: no figures
+            again = client.get("/analytics/?days=7").content.decode()
+        assert _figures(again) == _figures(first) and "1 missed follow-up" in first
+        actions.close(history.d, actions.Actor.of(history.practice.coordinator), outcome="done", notify=False,
+                      now=history.now)
+        after = client.get("/analytics/?days=7").content.decode()
+    assert "1 missed follow-up" not in after and "Missed follow-ups: <strong>0</strong>" in after
+
+
+def test_the_report_is_not_kept_when_the_cache_is_off(history, settings, django_assert_max_num_queries):
+    settings.CLOSELOOP_ANALYTICS_CACHE_SECONDS = 0
+    client = _client(history.practice, "supervisor")
+    with time_machine.travel(history.now, tick=False):
+        client.get("/analytics/?days=7")
+        response = client.get("/analytics/?days=7")
+    assert response.status_code == 200 and "1 missed follow-up" in response.content.decode()
+
+
+def _figures(html):
+    return html[html.index("<h1>Where"):]

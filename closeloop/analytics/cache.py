@@ -1,0 +1,78 @@
+"""The dashboard's report, kept for a minute so that repeated views cost one key lookup.
+
+The key holds what the figures are computed from: who is looking (their visibility), the
+period and team, the minute, the newest event and message, and the ledger's state. Any new
+event, message (acknowledgements come from messages) or re-measuring changes the key, so a
+cached report never hides a change the log has; `now` moves on at most a minute before the
+running intervals are measured afresh (the entry also expires after
+`CLOSELOOP_ANALYTICS_CACHE_SECONDS`). Renames (team and staff labels) show within that time.
+On PostgreSQL an event whose transaction commits after a higher id was seen is caught by the
+next minute's key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max
+
+from closeloop.cases.models import Event, Message
+
+from .data import Scope
+from .figures import Report
+from .models import LedgerState
+from .tables import Table
+
+T = TypeVar("T")
+
+
+def seconds() -> int:
+    return int(getattr(settings, "CLOSELOOP_ANALYTICS_CACHE_SECONDS", 60))
+
+
+def _minute(at: datetime) -> int:
+    return int(at.timestamp() // 60)
+
+
+def key(scope: Scope, what: str) -> str:
+    staff = scope.staff
+    viewer = "none" if staff is None else f"{staff.pk}:{staff.role}"
+    state = LedgerState.objects.filter(pk=1).values_list("fingerprint", "remeasured_through").first()
+    parts = [what, viewer, scope.team_id, _minute(scope.start), _minute(scope.end), _minute(scope.now),
+             Event.objects.aggregate(m=Max("id"))["m"], Message.objects.aggregate(m=Max("id"))["m"], state]
+    return "closeloop-analytics:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def remembered(scope: Scope, what: str, compute: Callable[[], T]) -> T:
+    """`compute()`, or its result from the last minute for the same scope and data."""
+    ttl = seconds()
+    if ttl <= 0:
+        return compute()
+    name = key(scope, what)
+    found = cache.get(name)
+    if found is None:
+        found = compute()
+        cache.set(name, found, ttl)
+    return found
+
+
+def recall(scope: Scope, what: str) -> object | None:
+    """The remembered result, if there is one, without computing it."""
+    return cache.get(key(scope, what)) if seconds() > 0 else None
+
+
+def report(scope: Scope) -> Report | None:
+    """The dashboard's report for this scope if one was computed in the last minute on the same data."""
+    found = recall(scope, "report")
+    return found if isinstance(found, Report) else None
+
+
+def table(scope: Scope, name: str) -> Table | None:
+    """One table of a remembered report (drill-downs, CSV and the API read it instead of computing)."""
+    found = report(scope)
+    return None if found is None else found.tables.get(name)
