@@ -61,13 +61,18 @@ def django_db_modify_db_settings(request: pytest.FixtureRequest) -> Iterator[Non
 
 
 @pytest.fixture(autouse=True)
-def _fresh_calendar_cache() -> Iterator[None]:
-    """Calendars are cached per process and a test's calendar rows roll back: so must the cache."""
+def _fresh_caches() -> Iterator[None]:
+    """Calendars and Django's cache (reports, rate limits) live per process while a test's rows
+    roll back: each test starts with both empty."""
+    from django.core.cache import cache
+
     from closeloop.followups.calendar import invalidate_cache
 
     invalidate_cache()
+    cache.clear()
     yield
     invalidate_cache()
+    cache.clear()
 
 
 @pytest.fixture
