@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -61,3 +62,20 @@ def dovecot() -> Iterator[Any]:
     server.cleanup()
 
 
+
+
+@contextmanager
+def running_listener(practice: Any, address: str, max_bytes: int) -> Iterator[Any]:
+    """The built-in SMTP listener on a free port, routing `address` to referrals."""
+    from closeloop.intake.channels.smtp.adapter import ListenerConfig, listener
+    from closeloop.intake.models import SmtpRoute
+    from closeloop.testing.postgres import free_port
+
+    SmtpRoute.objects.create(address=address, request_type=practice.types["referral"])
+    config = ListenerConfig("127.0.0.1", free_port(), max_bytes=max_bytes)
+    controller = listener(config)
+    controller.start()
+    try:
+        yield config
+    finally:
+        controller.stop()

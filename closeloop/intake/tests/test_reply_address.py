@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 import smtplib
-import time
 
 import pytest
 
 from closeloop.cases.models import Message
 from closeloop.intake import reply
-from closeloop.intake.channels.smtp.adapter import ListenerConfig, listener
 from closeloop.intake.inbound import Inbound
-from closeloop.intake.models import InboundMessage, SmtpRoute
+from closeloop.intake.models import InboundMessage
 from closeloop.intake.pipeline import receive_and_process
-from closeloop.intake.tests.conftest import make_mail
+from closeloop.intake.tests.conftest import make_mail, running_listener
 from closeloop.outbound.outbox import deliver_due
-from closeloop.testing.postgres import free_port
+from closeloop.testing.waiting import wait_for
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {[(r.status, r.result, r.error[:300]) for r in InboundMessage.objects.all()]}")
+def _wait_for(predicate):
+    return wait_for(predicate, 30.0, lambda: str([(r.status, r.result, r.error[:300])
+                                                  for r in InboundMessage.objects.all()]))
 
 
 @pytest.fixture
 def smtp_intake(practice):
-    SmtpRoute.objects.create(address="requests@intake.local", request_type=practice.types["referral"])
-    config = ListenerConfig("127.0.0.1", free_port(), max_bytes=500_000)
-    controller = listener(config)
-    controller.start()
-    yield config
-    controller.stop()
+    with running_listener(practice, "requests@intake.local", max_bytes=500_000) as config:
+        yield config
 
 
 def _send(config, sender, to, raw):

@@ -9,7 +9,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from closeloop.intake.models import InboundMessage, SmtpRoute
 from closeloop.intake.tests.conftest import make_mail
 from closeloop.outbound.models import OutboxMessage
 from closeloop.testing.postgres import free_port
+from closeloop.testing.waiting import wait_for
 
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db(transaction=True)]
 
@@ -36,15 +36,6 @@ def start_worker(listen_port: int, smtp_port: int, raw_dir: Path) -> subprocess.
            "CLOSELOOP_INTAKE_RAW_DIR": str(raw_dir), "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)}
     command = [str(Path(sys.executable).with_name("closeloop")), "worker", "--idle", "0.2"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def listening(port: int) -> bool:
@@ -66,12 +57,12 @@ def test_a_worker_process_takes_mail_acknowledges_it_and_stops_cleanly(practice,
     port = free_port()
     worker = start_worker(port, smtp_server.port, raw_store)
     try:
-        wait_for(lambda: listening(port) or worker.poll() is not None, what="the SMTP listener")
+        wait_for(lambda: listening(port) or worker.poll() is not None, 60.0, what="the SMTP listener")
         assert worker.poll() is None, worker.communicate()[0]
         senders = [f"patient{i}@example.com" for i in range(5)]
         for i, sender in enumerate(senders):
             send(port, sender, f"Referral number {i}")
-        wait_for(lambda: all(smtp_server.to(s) for s in senders), what="the acknowledgements")
+        wait_for(lambda: all(smtp_server.to(s) for s in senders), 60.0, what="the acknowledgements")
         # Three more arrive just before the stop: each was answered 250, so each must survive.
         late = [f"late{i}@example.com" for i in range(3)]
         for sender in late:

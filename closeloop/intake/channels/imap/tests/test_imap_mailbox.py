@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from imapclient import IMAPClient
@@ -10,6 +9,7 @@ from closeloop.intake.channels.imap.adapter import MailboxConfigError, MailboxRu
 from closeloop.intake.models import InboundMessage, Mailbox
 from closeloop.intake.tests.conftest import make_mail
 from closeloop.intake.tests.dovecot import PASSWORD, USER
+from closeloop.testing.waiting import wait_for
 
 
 def _mailbox(dovecot, practice, monkeypatch, **kw):
@@ -110,9 +110,4 @@ def test_the_idle_loop_survives_a_server_restart(dovecot, practice, monkeypatch)
 
 
 def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+    wait_for(predicate, timeout, "the mailbox")

@@ -4,37 +4,24 @@ import smtplib
 import ssl
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from closeloop.intake.channels.smtp.adapter import ListenerConfig, listener
 from closeloop.intake.models import InboundMessage, SmtpRoute
-from closeloop.intake.tests.conftest import make_mail
+from closeloop.intake.tests.conftest import make_mail, running_listener
 from closeloop.testing.postgres import free_port
+from closeloop.testing.waiting import wait_for as _wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
 
 @pytest.fixture
 def smtp_intake(practice):
-    SmtpRoute.objects.create(address="Referrals@Intake.Local", request_type=practice.types["referral"])
-    config = ListenerConfig("127.0.0.1", free_port(), max_bytes=200_000)
-    controller = listener(config)
-    controller.start()
-    yield config
-    controller.stop()
+    with running_listener(practice, "Referrals@Intake.Local", max_bytes=200_000) as config:
+        yield config
 
 
 def test_it_accepts_routed_mail_stores_it_and_opens_a_typed_case(smtp_intake):
