@@ -194,6 +194,7 @@ def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedF
         "forms": action_forms, "perms": perms, "open_action": open_action, "is_open": case.is_open,
         "drafts": _drafts(case, staff),
         "send_now": replies.may_send_directly(case, staff, _purpose(action_forms["reply"])),
+        "not_now": replies.why_not_now(case),
         "documents": documents_for(case), "fields": _field_rows(case),
         "missing": [(n, f.staff_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
         "missing_preview": missing_preview, "Stage": Stage, "composer_error": composer_error,
@@ -240,6 +241,7 @@ def compose(request: HttpRequest, case_id: int) -> HttpResponse:
     return render(request, "web/_reply_fields.html", {
         "case": case, "form": form, "error": error,
         "send_now": replies.may_send_directly(case, staff, _purpose(form)),
+        "not_now": replies.why_not_now(case),
         "perms": {"approve": can(staff, "approve")},
     })
 

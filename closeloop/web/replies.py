@@ -14,6 +14,7 @@ from django.template import Context, Template, TemplateSyntaxError
 from closeloop.cases.access import can
 from closeloop.cases.links import status_url
 from closeloop.cases.models import Case, Message, RequestType, Staff
+from closeloop.cases.stages import Stage, can_move
 from closeloop.outbound.templates import FIELD_LABELS
 
 from .models import ReplyTemplate
@@ -114,7 +115,17 @@ def second_person(case: Case) -> bool:
     return bool(case.request_type and (case.request_type.policy or {}).get("reply_approval") == "second_person")
 
 
+def why_not_now(case: Case) -> str:
+    """Why a reply cannot go out from the case's stage ("" when it can): sending answers the case."""
+    if case.stage == Stage.ANSWERED or can_move(case.stage, Stage.ANSWERED):
+        return ""
+    return (f"Sending a reply answers the case, which a case in “{Stage(case.stage).label}” cannot be yet: "
+            "save it as a draft; it can go out once the case is in progress or ready to reply.")
+
+
 def may_send_directly(case: Case, staff: Staff, purpose: str) -> bool:
+    if why_not_now(case):
+        return False
     if case.request_type and purpose in (case.request_type.auto_send or []):
         return can(staff, "comment")
     return can(staff, "approve") and not second_person(case)

@@ -133,3 +133,17 @@ def test_admins_edit_reply_templates(practice: Any) -> None:
         "subject": "Results for {{ reference }}", "body": "{% for x in %}", "position": 5, "is_active": "on"})
     assert response.status_code == 200 and "template error" in response.content.decode()
     assert not ReplyTemplate.objects.filter(name="Results ready").exists()
+
+
+def test_send_now_is_not_offered_while_the_case_awaits_an_answer(practice: Any, referral: Case) -> None:
+    supervisor = signed_in("supervisor")
+    chosen = template("Referral accepted", referral)
+    assert "Send now" in compose(supervisor, referral, chosen)
+    actions.hand_to_specialist(referral, actions.Actor.of(practice.coordinator), specialist=practice.specialist,
+                               question="Consult?")
+    fragment = compose(supervisor, referral, chosen)
+    assert "Send now" not in fragment
+    assert "Sending a reply answers the case, which a case in" in fragment
+    assert "Save draft for approval" in fragment
+    page = supervisor.get(f"/c/{referral.pk}/").content.decode()
+    assert "Send now" not in page and "cannot be yet" in page
