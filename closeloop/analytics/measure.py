@@ -38,7 +38,8 @@ def recorded(scope: Scope) -> Inputs:
     for span in spans(cases, scope.now):
         seconds = (span.end - span.start).total_seconds()
         if span.stage == "triage":
-            triage.append(seconds)
+            if span.end < scope.now:  # a case still in triage says how long the queue is, not how long triage takes
+                triage.append(seconds)
         elif span.case_id in answered and span.start < answered[span.case_id]:
             seconds = (min(span.end, answered[span.case_id]) - span.start).total_seconds()
             held[span.case_id][span.party] = held[span.case_id].get(span.party, 0.0) + seconds

@@ -5,10 +5,11 @@ the team, the requester and the specialist held it before the first answer. It a
 (human triage, with the triage share) → a coordinator works it → waits on the requester
 and the specialist as its profile says → a coordinator works it again and answers.
 Coordinators are a shared resource: a coordinator holds the case for `work_share` of the
-profile's team time, split over the two turns; the rest of the recorded team time is
-waiting for a coordinator, which the model produces by queueing. `work_share` is
-calibrated so the model reproduces the recorded median time to first answer; the model
-is trusted only if it then also reproduces p50 and p90 within the stated tolerance.
+profile's team time, split over the two turns (and for `work_share` of a recorded triage
+span); the rest of the recorded team time is waiting for a coordinator, which the model
+produces by queueing. `work_share` is calibrated so the model reproduces the recorded
+median time to first answer; the model is trusted only if it then also reproduces p50 and
+p90 within the stated tolerance.
 Times are wall-clock: the model has no business hours, so it compares scenarios, it does
 not schedule shifts.
 """
@@ -79,8 +80,9 @@ def run(inputs: Inputs, policy: Policy, seed: int = 1) -> Outcome:
     def case(arrived: float):  # type: ignore[no-untyped-def]
         in_system[0] += 1
         team, requester, specialist = rng.choice(inputs.profiles)
-        if rng.random() < p_triage:
-            yield from turn(rng.choice(inputs.triage_spans) if inputs.triage_spans else TRIAGE_DEFAULT)
+        if rng.random() < p_triage:  # a recorded triage span is mostly waiting in the queue, like team time
+            yield from turn(rng.choice(inputs.triage_spans) * policy.work_share if inputs.triage_spans
+                            else TRIAGE_DEFAULT)
         yield from turn(team * policy.work_share / 2)
         yield env.timeout(requester * (1.0 if policy.chasing else policy.chase_factor) + specialist)
         yield from turn(team * policy.work_share / 2)

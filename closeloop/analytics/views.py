@@ -3,11 +3,13 @@ and the Prometheus endpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache as django_cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -17,7 +19,7 @@ from django.views.decorators.http import require_GET
 from closeloop.cases.access import staff_for
 from closeloop.cases.models import AuditEntry, Staff, Team
 
-from . import cache, svg
+from . import cache, svg, whatif
 from .data import Scope
 from .figures import Figures, Report, report
 from .metrics import exposition
@@ -156,3 +158,78 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponse("metrics are served to localhost only; set CLOSELOOP_METRICS_TOKEN\n", status=403,
                             content_type="text/plain")
     return HttpResponse(exposition(timezone.now()), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+WHAT_IF_SECONDS = 15 * 60
+
+
+def _what_if_options(request: HttpRequest) -> whatif.Options:
+    try:
+        extra = int(request.GET.get("extra", "1"))
+        triage = int(request.GET.get("triage", "50"))
+    except ValueError:
+        raise BadScope("extra and triage must be whole numbers") from None
+    if not 1 <= extra <= 5 or not 0 <= triage <= 100:
+        raise BadScope("extra must be 1-5 coordinators and triage 0-100 %")
+    return whatif.Options(extra_coordinators=extra, triage_share=triage / 100)
+
+
+@login_required
+@require_GET
+def what_if(request: HttpRequest) -> HttpResponse:
+    """What would help: the model checked against the recorded history, then the scenarios (cached a while:
+    it replays every arrival of the period dozens of times)."""
+    staff = _staff(request)
+    try:
+        scope, options = _scope(request, staff), _what_if_options(request)
+    except BadScope as exc:
+        return HttpResponseBadRequest(str(exc))
+    key = "closeloop-whatif:" + hashlib.sha256(repr([
+        staff.pk, staff.role, scope.team_id, request.GET.get("days", "28"), options,
+        int(scope.now.timestamp() // WHAT_IF_SECONDS)]).encode()).hexdigest()
+    answer = django_cache.get(key)
+    problem = ""
+    if answer is None:
+        try:
+            answer = whatif.what_if(scope, options)
+            django_cache.set(key, answer, WHAT_IF_SECONDS)
+        except whatif.NothingToModel as exc:
+            problem = str(exc)
+    chart, rows, check = None, _scenario_rows(answer), _check_rows(answer)
+    if answer is not None and answer.results:
+        chart = svg.bars("Time to first answer by scenario (p50 / p90 h)", [r.name for r in answer.results], {
+            "p50": [_hours(r.p50) for r in answer.results], "p90": [_hours(r.p90) for r in answer.results]})
+    fragment = request.headers.get("HX-Request") == "true"
+    return render(request, "analytics/_whatif.html" if fragment else "analytics/whatif.html", {
+        "answer": answer, "problem": problem, "chart": chart, "rows": rows, "check": check, "options": options,
+        "teams": Team.objects.all(),
+        "query": request.GET.urlencode(), "triage": round(options.triage_share * 100),
+    })
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 1)
+
+
+def _scenario_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
+    if answer is None or not answer.results:
+        return []
+    base = answer.results[0]
+
+    def change(value: float | None, before: float | None, r: Any) -> int | None:
+        return None if r is base or not value or not before else round(100 * (value - before) / before)
+
+    return [{"name": r.name, "p50": _hours(r.p50), "p90": _hours(r.p90), "answered": round(r.answered),
+             "backlog": round(r.mean_backlog, 1), "backlog_end": round(r.final_backlog, 1),
+             "change50": change(r.p50, base.p50, r), "change90": change(r.p90, base.p90, r)}
+            for r in answer.results]
+
+
+def _check_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
+    v = answer.validation if answer is not None else None
+    if v is None:
+        return []
+    return [{"name": name, "recorded": _hours(recorded), "model": _hours(model),
+             "error": None if e is None else round(100 * e)}
+            for name, recorded, model, e in (("p50", v.measured_p50, v.model.p50, v.errors[0]),
+                                             ("p90", v.measured_p90, v.model.p90, v.errors[1]))]

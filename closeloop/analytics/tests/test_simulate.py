@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 from io import StringIO
 
@@ -9,8 +8,7 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from closeloop.analytics.simulate import Inputs, Policy, replicate
-from closeloop.cases import actions
-from closeloop.cases.models import Party
+from closeloop.testing.histories import answered_referrals
 
 from .conftest import T0
 
@@ -19,21 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def _recorded_history(practice, n=60, seed=3):
     """n referrals over two weeks: a coordinator picks each up, a third wait on the requester, then a reply."""
-    rng = random.Random(seed)
-    party = Party.objects.create(name="R", email="r@example.com")
-    casey = actions.Actor.of(practice.coordinator)
-    for i in range(n):
-        t = T0 + timedelta(hours=i * 14 * 24 / n)
-        case = actions.open_case(actor=actions.Actor.system(), subject=f"{i}", request_type=practice.types["referral"],
-                                 requester=party, now=t)
-        t += timedelta(hours=rng.uniform(0.5, 3))
-        actions.assign(case, casey, owner=practice.coordinator, now=t)
-        if rng.random() < 0.33:
-            actions.request_missing_info(case, casey, now=t + timedelta(minutes=10))
-            t += timedelta(hours=rng.uniform(4, 30))
-            actions.record_inbound_message(case, actions.Actor.requester(), sender="r@example.com", subject="",
-                                           body="here", now=t)
-        actions.approve_and_send(case, casey, body="Booked.", now=t + timedelta(hours=rng.uniform(0.5, 4)))
+    answered_referrals(practice.coordinator, practice.types["referral"], T0, n=n, seed=seed)
 
 
 def test_it_validates_the_model_against_recorded_history_before_showing_scenarios(practice):

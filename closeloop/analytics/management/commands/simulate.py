@@ -6,9 +6,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from closeloop.analytics import measure
 from closeloop.analytics.data import Scope
-from closeloop.analytics.simulate import Policy, Result, calibrate, error, replicate
+from closeloop.analytics.simulate import Result
+from closeloop.analytics.whatif import NothingToModel, Options, Validation, what_if
 from closeloop.cases.models import Team
 
 
@@ -43,46 +43,32 @@ class Command(BaseCommand):
             if team is None:
                 raise CommandError(f"no team {options['team']!r}")
             team_id = team.pk
-        scope = Scope.last_days(None, timezone.now(), options["days"], team_id)
-        inputs = (measure.synthetic(scope, options["synthetic"]) if options["synthetic"]
-                  else measure.recorded(_everything(scope)))
-        if not inputs.arrivals:
-            raise CommandError("no arrivals to replay in that period; try --days or --synthetic")
-        base = Policy(chase_factor=options["chase_factor"])
-        trusted = self._validate(inputs, base, options) if not options["synthetic"] else None
-        if trusted is False and not options["force"]:
+        scope = _everything(Scope.last_days(None, timezone.now(), options["days"], team_id))
+        chosen = Options(triage_share=options["triage_share"], chase_factor=options["chase_factor"],
+                         runs=options["runs"], tolerance=options["tolerance"],
+                         synthetic_per_day=options["synthetic"], force=options["force"])
+        try:
+            answer = what_if(scope, chosen)
+        except NothingToModel as exc:
+            raise CommandError(f"{exc} (--days, --synthetic)") from None
+        if answer.validation is not None:
+            self._validation(answer.validation)
+        if answer.withheld:
             raise CommandError("the model does not reproduce the recorded history; scenarios withheld (--force)")
-        if trusted is not None:
-            base = trusted if isinstance(trusted, Policy) else base
-        self._scenarios(inputs, base, options)
-
-    def _validate(self, inputs: Any, base: Policy, options: dict[str, Any]) -> Policy | bool:
-        if inputs.measured_p50 is None:
-            raise CommandError("no case was answered in that period, so there is nothing to validate against")
-        policy = calibrate(inputs, base)
-        result = replicate(inputs, policy, "model of the recorded history", options["runs"])
-        errors = [error(result.p50, inputs.measured_p50), error(result.p90, inputs.measured_p90)]
-        self.stdout.write(f"Validation ({len(inputs.arrivals)} recorded arrivals, {inputs.coordinators} "
-                          f"coordinators, work share {policy.work_share:g}):")
-        self.stdout.write(f"  time to first answer p50: recorded {_h(inputs.measured_p50)} h, "
-                          f"model {_h(result.p50)} h, error {_pct(errors[0])}")
-        self.stdout.write(f"  time to first answer p90: recorded {_h(inputs.measured_p90)} h, "
-                          f"model {_h(result.p90)} h, error {_pct(errors[1])}")
-        ok = all(e is not None and e <= options["tolerance"] for e in errors)
-        self.stdout.write(f"  within ±{options['tolerance']:.0%}: {'yes, the model is trusted' if ok else 'NO'}")
-        return policy if ok else False
-
-    def _scenarios(self, inputs: Any, base: Policy, options: dict[str, Any]) -> None:
-        scenarios = [("as today", base), ("one more coordinator", replace(base, extra_coordinators=1)),
-                     ("automatic chasing off", replace(base, chasing=False)),
-                     (f"triage share {options['triage_share']:.0%}",
-                      replace(base, triage_share=options["triage_share"]))]
-        results = [replicate(inputs, policy, name, options["runs"]) for name, policy in scenarios]
         self.stdout.write("")
         self.stdout.write(f"{'scenario':28} {'p50 h':>7} {'p90 h':>7} {'answered':>9} {'backlog avg':>12} "
                           f"{'backlog end':>12}")
-        for r in results:
+        for r in answer.results:
             self.stdout.write(_row(r))
+
+    def _validation(self, v: Validation) -> None:
+        self.stdout.write(f"Validation ({v.arrivals} recorded arrivals, {v.coordinators} "
+                          f"coordinators, work share {v.work_share:g}):")
+        self.stdout.write(f"  time to first answer p50: recorded {_h(v.measured_p50)} h, "
+                          f"model {_h(v.model.p50)} h, error {_pct(v.errors[0])}")
+        self.stdout.write(f"  time to first answer p90: recorded {_h(v.measured_p90)} h, "
+                          f"model {_h(v.model.p90)} h, error {_pct(v.errors[1])}")
+        self.stdout.write(f"  within ±{v.tolerance:.0%}: {'yes, the model is trusted' if v.trusted else 'NO'}")
 
 
 def _row(r: Result) -> str:

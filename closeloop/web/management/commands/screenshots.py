@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test.testcases import LiveServerThread
+from django.utils import timezone
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -63,9 +65,12 @@ def _seed() -> dict[str, Any]:
     from closeloop.cases.links import status_token
     from closeloop.cases.models import Case, Party, RequestType, Staff
     from closeloop.cases.stages import Stage
+    from closeloop.testing.histories import answered_referrals
 
     seed(cases=40)
     coordinator = Staff.objects.get(user__username="coordinator")
+    answered_referrals(Staff.objects.get(user__username="jordan"), RequestType.objects.get(slug="referral"),
+                       timezone.now() - timedelta(days=27), n=120, days=26)  # a history for the what-if model
     specialist = Staff.objects.get(user__username="specialist")
     letter, boxes = _letter()
     party = Party.objects.create(name="Grace Mensah", email="grace.mensah@example.com", phone="+1 617 555 0166")
@@ -158,6 +163,11 @@ def _shoot(base: str, ids: dict[str, Any], out: Path, chromium: str) -> list[str
         page.set_viewport_size({"width": 1280, "height": 860})
         page.goto(f"{base}/account/two-step/")
         shot("two-step.png")
+        page.goto(f"{base}/analytics/?days=28")
+        page.wait_for_selector("#what-if-result", timeout=60_000)
+        shot("analytics.png")
+        page.goto(f"{base}/analytics/what-if/?days=28&team=intake&extra=1&triage=30")
+        shot("analytics-what-if.png", full=True)
         specialist = browser.new_page(viewport={"width": 1280, "height": 860})
         specialist.goto(f"{base}/login/")
         specialist.fill("#id_username", "specialist")
