@@ -53,12 +53,23 @@ def lines(title: str, labels: Sequence[str], series: dict[str, Sequence[float | 
     step = (WIDTH - PAD - 8) / n
     body = []
     for j, values in enumerate(series.values()):
-        points = " ".join(f"{PAD + i * step:.1f},{HEIGHT - PAD - (HEIGHT - 2 * PAD) * (v or 0) / top:.1f}"
-                          for i, v in enumerate(values))
-        body.append(f'<polyline fill="none" stroke="{COLOURS[j % len(COLOURS)]}" stroke-width="2" '
-                    f'points="{points}"/>')
+        for run in _runs(values):  # a missing value breaks the line instead of dropping it to zero
+            points = " ".join(f"{PAD + i * step:.1f},{HEIGHT - PAD - (HEIGHT - 2 * PAD) * v / top:.1f}"
+                              for i, v in run)
+            body.append(f'<polyline fill="none" stroke="{COLOURS[j % len(COLOURS)]}" stroke-width="2" '
+                        f'points="{points}"/>')
     body += _labels(labels, step, every=max(1, len(labels) // 7))
     return _frame(title, body, list(series), top)
+
+
+def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
+    runs: list[list[tuple[int, float]]] = [[]]
+    for i, v in enumerate(values):
+        if v is None:
+            runs.append([])
+        else:
+            runs[-1].append((i, float(v)))
+    return [run for run in runs if run]
 
 
 def _labels(labels: Sequence[str], slot: float, every: int = 1) -> list[str]:

@@ -65,6 +65,7 @@ def _seed() -> dict[str, Any]:
     from closeloop.cases.links import status_token
     from closeloop.cases.models import Case, Party, RequestType, Staff
     from closeloop.cases.stages import Stage
+    from closeloop.followups.worker import run_due
     from closeloop.testing.histories import answered_referrals
 
     seed(cases=40)
@@ -85,6 +86,8 @@ def _seed() -> dict[str, Any]:
     actions.assign(case, actions.Actor.of(coordinator), owner=coordinator)
     actions.hand_to_specialist(case, actions.Actor.of(coordinator), specialist=specialist,
                                question="Is a surgical consult needed, or should we book physio first?")
+    while run_due(200):  # what the worker in `closeloop run` does at once: the demo's overdue follow-ups
+        pass
     waiting = Case.objects.filter(stage=Stage.AWAITING_INFO).order_by("id").first() or case
     triage = Case.objects.filter(stage=Stage.TRIAGE).order_by("id").first() or case
     return {"case": case.pk, "triage": triage.pk, "status": status_token(waiting)}
