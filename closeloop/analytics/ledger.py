@@ -70,16 +70,25 @@ def extend(event: Event) -> None:
         # open row (the first closed it) and measures the case again from its events.
         previous = (Interval.objects.select_for_update().filter(case_id=event.case_id, end__isnull=True)
                     .order_by("-start", "-event_id").first())
-        known = CaseFacts.objects.filter(pk=event.case_id).first()
-        if previous is None or known is None or (previous.start, previous.event_id) > (event.at, event.pk):
-            rebuild_cases([event.case_id])  # the first event, one that arrived out of time order, or no facts yet
+        if previous is None or (previous.start, previous.event_id) > (event.at, event.pk):
+            rebuild_cases([event.case_id])  # the first event, or one that arrived out of time order
             return
         previous.end, previous.seconds = event.at, _measure(previous.team_id, previous.start, event.at)
         Interval.objects.filter(pk=previous.pk).update(end=previous.end, seconds=previous.seconds)
         current = _interval(event, *_totals(previous, previous.seconds))
         Interval.objects.create(**_fields(current))
-        _advance(known, previous, current, event)
-        known.save(force_update=True)
+        if not step_facts(event, previous, current):
+            rebuild_cases([event.case_id])  # a case from before the facts table: measure it whole
+
+
+def step_facts(event: Event, previous: Interval, current: Interval) -> bool:
+    """Move the case's facts on by one interval; False when the case has none yet."""
+    known = CaseFacts.objects.filter(pk=event.case_id).first()
+    if known is None:
+        return False
+    _advance(known, previous, current, event)
+    known.save(force_update=True)
+    return True
 
 
 def _advance(known: CaseFacts, previous: Interval, current: Interval, event: Event) -> None:
