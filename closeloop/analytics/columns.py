@@ -18,8 +18,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
+from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, Min, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Substr, TruncDate
 
 from closeloop.cases.models import Case, Message
 from closeloop.cases.stages import Stage
@@ -81,15 +82,32 @@ def _flag(q: Q) -> ExpressionWrapper:
     return ExpressionWrapper(q, output_field=BooleanField())
 
 
+def _fetch(cases: QuerySet[Case]) -> list[tuple[Any, ...]]:
+    """The rows as the database driver hands them over: Django's per-value converters (booleans,
+    dates) cost more than the fetch itself at 50,000 rows, and the columns need none of them."""
+    sqlite = connections[cases.db].vendor == "sqlite"  # it keeps UTC datetimes as ISO text: the date leads
+    day = Substr("opened_at", 1, 10) if sqlite else TruncDate("opened_at", tzinfo=UTC)
+    query = cases.annotate(
+        is_merged=_flag(Q(merged_into__isnull=False)), finished=_flag(Q(stage=Stage.CLOSED, closed_at__isnull=False)),
+        chained=_flag(Q(analytics_facts__chained=True)), day=day,
+    ).order_by("id").values_list(*CASE_FIELDS, *(f"analytics_facts__{n}" for n in NUMBERS))
+    sql, params = query.query.get_compiler(using=cases.db).as_sql()
+    with connections[cases.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _days(raw: Sequence[Any]) -> list[date]:
+    known = {value: date.fromisoformat(str(value)[:10]) for value in set(raw)}
+    return [known[value] for value in raw]
+
+
 def load(cases: QuerySet[Case], now: datetime, clock: Clock) -> Columns:
     """The cases' columns, with held and dwell up to `now` (see the module docstring)."""
-    rows = list(cases.annotate(
-        is_merged=_flag(Q(merged_into__isnull=False)), finished=_flag(Q(stage=Stage.CLOSED, closed_at__isnull=False)),
-        chained=_flag(Q(analytics_facts__chained=True)), day=TruncDate("opened_at", tzinfo=UTC),
-    ).order_by("id").values_list(*CASE_FIELDS, *(f"analytics_facts__{n}" for n in NUMBERS)))
+    rows = _fetch(cases)
     raw: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * (len(CASE_FIELDS) + len(NUMBERS))
     cols = Columns(np.array(raw[0], dtype=np.int64), list(raw[1]), list(raw[2]), list(raw[3]), list(raw[4]),
-                   list(raw[8]), np.array(raw[5], dtype=bool), np.array(raw[7], dtype=bool))
+                   _days(raw[8]), np.array(raw[5], dtype=bool), np.array(raw[7], dtype=bool))
     for name, values in zip(NUMBERS, raw[len(CASE_FIELDS):], strict=True):
         column = np.array(values, dtype=float)
         if not name.startswith(MARKS):
