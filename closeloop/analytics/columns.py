@@ -131,8 +131,9 @@ def _acknowledged_by_message(cols: Columns, cases: QuerySet[Case], clock: Clock)
     found = cases.filter(id__in=list(acks)).values_list("id", "team_id", "opened_at", "analytics_facts__ack_at")
     for case_id, team_id, opened_at, ack_at in found:
         sent = acks[case_id]
-        if ack_at is None or sent < ack_at:
-            cols["ack"][cols.position([case_id])[0]] = clock.seconds(team_id, opened_at, sent)
+        at = cols.position([case_id])[0]
+        if (ack_at is None or sent < ack_at) and at < len(cols) and cols.ids[at] == case_id:
+            cols["ack"][at] = clock.seconds(team_id, opened_at, sent)
 
 
 def _held_until(cols: Columns, cases: QuerySet[Case], now: datetime, clock: Clock) -> None:
@@ -145,6 +146,7 @@ def _held_until(cols: Columns, cases: QuerySet[Case], now: datetime, clock: Cloc
     if not later:
         return
     where = cols.position(later)
+    where = where[(where < len(cols)) & (cols.ids[np.minimum(where, len(cols) - 1)] == np.asarray(later))]
     for name, column in cols.values.items():
         if name.startswith(("held_", "dwell_")):
             column[where] = 0.0
@@ -157,9 +159,9 @@ def _held_until(cols: Columns, cases: QuerySet[Case], now: datetime, clock: Cloc
 
 def _add(cols: Columns, pieces: list[tuple[int, str, str, float]]) -> None:
     for case_id, party, stage, seconds in pieces:
-        if not seconds:
-            continue
         at = cols.position([case_id])[0]
+        if not seconds or at >= len(cols) or cols.ids[at] != case_id:  # a case that came into scope since the fetch
+            continue
         cols.held(party)[at] += seconds
         if f"dwell_{stage}" in cols.values:
             cols.dwell(stage)[at] += seconds

@@ -129,3 +129,30 @@ def test_a_case_without_facts_gets_them_at_its_next_event(practice):
     actions.assign(case, actions.Actor.of(practice.coordinator), owner=practice.coordinator, now=at(2))
     assert _facts([case.pk])[case.pk]["held_owner"] == 2 * 3600.0
     assert_agree([case.pk], datetime(2026, 3, 3, tzinfo=UTC))
+
+
+def test_an_acknowledgement_sent_as_a_message_moves_the_milestone(history):
+    """A's ack_sent event came at 10 min; an ack message for D (opened at 2 h) at 2 h 15 min
+    and a later one for A change D's acknowledgement only."""
+    from closeloop.cases.models import Message
+
+    for case, when in ((history.d, at(2.25)), (history.a, at(1))):
+        Message.objects.create(case=case, direction=Message.Direction.OUTBOUND, status=Message.Status.SENT,
+                               purpose="ack", created_at=when)
+    cols = columns.load(Case.objects.filter(pk__in=_ids(history)), history.now, Clock())
+    ack = dict(zip(cols.ids.tolist(), cols["ack"].tolist(), strict=True))
+    assert (ack[history.a.pk], ack[history.d.pk]) == (600.0, 900.0)
+    assert_agree(_ids(history), history.now)
+
+
+def test_the_owner_chain_counts_handoffs_and_returns_as_assignments_are_written(practice):
+    """casey → jordan → riley → jordan → jordan: three handoffs, one return (riley → jordan)."""
+    requester = Party.objects.create(name="R", email="r@example.com")
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", body="Please see.",
+                             request_type=practice.types["referral"], requester=requester, now=at(0))
+    supervisor = actions.Actor.of(practice.supervisor)
+    for hour, name in enumerate(("coordinator", "jordan", "riley", "jordan", "jordan"), start=1):
+        actions.assign(case, supervisor, owner=practice.staff[name], now=at(hour))
+    facts = _facts([case.pk])[case.pk]
+    assert (facts["handoffs"], facts["pongs"]) == (3, 1)
+    assert_agree([case.pk], at(10))
