@@ -7,9 +7,12 @@ target is `--cases 50000 --events 1000000`. History is written with bulk_create 
 fabricated, not lived) spread over a year, then the ledger is built in one pass
 (`ledger.rebuild_all`, timed). Each database runs in its own child process. Every page and
 figure is timed `--repeat` times; the table shows p50 and p95 in seconds.
-The baseline, run in the same process: time held per party computed as session 1 did it
-(a `Lead` window over the events, then the calendar walked per interval in Python) against
-the grouped sums over the materialised ledger; the ratio says what materialising saves.
+Baselines, run in the same process: time held per party computed as session 1 did it (a
+`Lead` window over the events, then the calendar walked per interval in Python), and the
+per-case Python rows of session 2 (`case_rows` + `attach_ledger` + the owner chains), each
+against the facts columns (`columns.load`, one row per case kept at write time); the ratios
+say what materialising saves. The write cost is measured with ledger and facts, ledger only,
+and no receiver.
 """
 
 from __future__ import annotations
@@ -122,21 +125,18 @@ def _baseline_held(scope: Any) -> dict[str, float]:
 
 
 def _figures(scope: Any) -> dict[str, Any]:
-    from closeloop.analytics import current, figures, load
+    from closeloop.analytics import columns, current, figures, load
     from closeloop.analytics.clock import Clock
-    from closeloop.analytics.data import attach_ledger, case_rows, ownership_changes
 
     clock, labels = Clock(), figures.Labels.load()
-    rows = [r for r in case_rows(scope.cases(), clock) if not r.merged]
-    attach_ledger(rows, scope.cases(), scope.now, clock)
+    every = columns.load(scope.cases(), scope.now, clock)
+    rows = every.kept()
     return {
-        "milestones (case_rows)": lambda: case_rows(scope.cases(), Clock()),
-        "held+dwell sums (attach_ledger)": lambda: attach_ledger(
-            [r for r in case_rows(scope.cases().none())], scope.cases(), scope.now, Clock()),
+        "facts columns (columns.load)": lambda: columns.load(scope.cases(), scope.now, Clock()),
         "latency tables x5": lambda: [figures.latency_table(n, t, rows, labels) for n, t in figures.DIMENSIONS],
         "held + dwell tables": lambda: (figures.held_table(rows), figures.dwell_table(rows)),
-        "handoffs": lambda: figures.handoff_table(ownership_changes(scope.cases())),
-        "sla": lambda: figures.sla_table(rows, Clock(), labels),
+        "handoffs": lambda: figures.handoff_table(every),
+        "sla": lambda: figures.sla_table(rows, labels),
         "holding now": lambda: figures.holding_table(current.open_cases(scope), labels, scope.now, Clock()),
         "stalls": lambda: figures.stall_table(scope, labels, Clock()),
         "missed": lambda: figures.missed_table(scope, labels),
@@ -144,24 +144,47 @@ def _figures(scope: Any) -> dict[str, Any]:
     }
 
 
+def _per_case_rows(scope: Any) -> None:
+    """Session 2's path: a Python row per case (milestones, then held and dwell summed per case)."""
+    from closeloop.analytics.clock import Clock
+    from closeloop.analytics.data import attach_ledger, case_rows, ownership_changes
+
+    clock = Clock()
+    rows = [r for r in case_rows(scope.cases(), clock) if not r.merged]
+    attach_ledger(rows, scope.cases(), scope.now, clock)
+    ownership_changes(scope.cases())
+
+
 def _write_overhead(events: int = 300) -> dict[str, float]:
-    """Seconds per event appended through record_event with the ledger receiver and without."""
+    """Milliseconds per event appended through record_event: with the ledger and facts, with the
+    ledger only (facts step skipped), and with no receiver at all."""
     from django.db.models.signals import post_save
 
-    from closeloop.analytics.ledger import on_event_saved
+    from closeloop.analytics import ledger
     from closeloop.cases import actions
     from closeloop.cases.models import Case, Event
 
     cases = list(Case.objects.exclude(stage="closed").order_by("-id")[:events])
     system = actions.Actor.system("bench")
-    with_ledger, _ = _timed(lambda: [actions.record_event(c, system, "bench_note") for c in cases])
-    post_save.disconnect(on_event_saved, sender=Event, dispatch_uid="analytics-ledger")
+
+    def write() -> float:
+        return _timed(lambda: [actions.record_event(c, system, "bench_note") for c in cases])[0]
+
+    with_facts = write()
+    step = ledger.step_facts
+    ledger.step_facts = lambda *_: True  # type: ignore[assignment]
     try:
-        without, _ = _timed(lambda: [actions.record_event(c, system, "bench_note") for c in cases])
+        ledger_only = write()
     finally:
-        post_save.connect(on_event_saved, sender=Event, dispatch_uid="analytics-ledger")
+        ledger.step_facts = step
+    post_save.disconnect(ledger.on_event_saved, sender=Event, dispatch_uid="analytics-ledger")
+    try:
+        without = write()
+    finally:
+        post_save.connect(ledger.on_event_saved, sender=Event, dispatch_uid="analytics-ledger")
     n = max(1, len(cases))
-    return {"with ledger ms": round(1000 * with_ledger / n, 2), "without ms": round(1000 * without / n, 2)}
+    return {"ledger + facts ms": round(1000 * with_facts / n, 2), "ledger only ms": round(1000 * ledger_only / n, 2),
+            "no receiver ms": round(1000 * without / n, 2)}
 
 
 def _measure(cases: int, events: int, repeat: int) -> dict[str, Any]:
@@ -227,24 +250,31 @@ def _measure(cases: int, events: int, repeat: int) -> dict[str, Any]:
         "report() 365d": lambda: report(Scope.last_days(supervisor, now, 365)),
         "metrics exposition": lambda: exposition(now),
     }
-    pages.update(_api_pages(client))
+    pages.update({f"{name}, computed": cold(fn) for name, fn in _api_pages(client).items()})
     out["pages"] = {name: _percentiles(fn, repeat) for name, fn in pages.items()}
     out["figures_28d"] = {name: _percentiles(fn, repeat) for name, fn in _figures(month).items()}
+    from closeloop.analytics import columns
     from closeloop.analytics.clock import Clock
-    from closeloop.analytics.data import attach_ledger, case_rows
 
-    rows = case_rows(month.cases())
+    year = Scope.last_days(supervisor, now, 365)
     baseline = _percentiles(lambda: _baseline_held(month), repeat)["p50"]
-    ledger = _percentiles(lambda: attach_ledger(rows, month.cases(), now, Clock()), repeat)["p50"]
+    facts_28 = _percentiles(lambda: columns.load(month.cases(), now, Clock()), repeat)["p50"]
+    rows_365 = _percentiles(lambda: _per_case_rows(year), repeat)["p50"]
+    facts_365 = _percentiles(lambda: columns.load(year.cases(), now, Clock()), repeat)["p50"]
     out["baseline"] = {"held, Lead window + calendar per interval, 28d p50 s": baseline,
-                       "held+dwell, sums over the ledger, 28d p50 s": ledger,
-                       "ratio": round(baseline / ledger, 1) if ledger else None}
+                       "held+dwell+milestones, facts columns, 28d p50 s": facts_28,
+                       "ratio (Lead window / facts)": round(baseline / facts_28, 1) if facts_28 else None,
+                       "per-case rows (session 2 path), 365d p50 s": rows_365,
+                       "facts columns, 365d p50 s": facts_365,
+                       "ratio (per-case rows / facts)": round(rows_365 / facts_365, 1) if facts_365 else None}
     out["write"] = _write_overhead()
     return out
 
 
 def _api_pages(client: Any) -> dict[str, Any]:
     urls = {"api summary": "/api/analytics/summary?days=28", "api latency by type": "/api/analytics/latency?by=type",
+            "api summary 365d": "/api/analytics/summary?days=365",
+            "api latency by type 365d": "/api/analytics/latency?by=type&days=365",
             "api stalls": "/api/analytics/stalls"}
 
     def get(url: str) -> Any:

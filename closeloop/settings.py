@@ -260,3 +260,24 @@ CLOSELOOP_TRAIN_THREADS = envint("CLOSELOOP_TRAIN_THREADS", 0)
 # ---- web
 # Seconds between htmx polls of the queues and the case page (live updates of others' changes).
 CLOSELOOP_WEB_POLL_SECONDS = max(1, envint("CLOSELOOP_WEB_POLL_SECONDS", 10))
+
+# ---- analytics
+# Django's cache (the dashboard's remembered report, rate-limit counters), shared by every web
+# and worker process: `db://TABLE` (default: a table made by the analytics migrations),
+# `locmem://` (per process), `file:///path` or `dummy://`. The test settings default to
+# locmem:// (tests without database access clear the cache too); set the variable to override.
+def _cache(url: str) -> dict[str, object]:
+    scheme, _, rest = url.partition("://")
+    backends = {"db": "django.core.cache.backends.db.DatabaseCache",
+                "locmem": "django.core.cache.backends.locmem.LocMemCache",
+                "file": "django.core.cache.backends.filebased.FileBasedCache",
+                "dummy": "django.core.cache.backends.dummy.DummyCache"}
+    if scheme not in backends or (scheme in ("db", "file") and not rest):
+        raise ImproperlyConfigured(
+            f"CLOSELOOP_CACHE_URL must be db://TABLE, locmem://, file:///PATH or dummy://, got {url!r}")
+    return {"BACKEND": backends[scheme], "LOCATION": rest, "OPTIONS": {"MAX_ENTRIES": 1000}}
+
+
+CLOSELOOP_CACHE_URL = env("CLOSELOOP_CACHE_URL", "locmem://" if os.environ.get("DJANGO_SETTINGS_MODULE") ==
+                          "closeloop.settings_test" else "db://closeloop_cache")
+CACHES = {"default": _cache(CLOSELOOP_CACHE_URL)}

@@ -1,10 +1,13 @@
-"""What the figures read: one row per case with its milestones, and the ball-holder intervals.
+"""The report's scope, and per-case rows computed straight from the materialised ledger.
 
-The dashboard reads the materialised ledger (`models.Interval`, kept by ledger.py): per-case
-conditional `Min`/`Max` over it give each milestone's instant and the working seconds from
-opening to it; grouped `Sum`s give the time held per party and stage. Only the intervals
-still running at `now` are measured here. `spans` (a `Lead` window over the events) serves
-the simulator, which wants wall-clock intervals.
+The dashboard reads one facts row per case (`models.CaseFacts`, columns.py). The per-case
+rows here compute the same milestones and held time another way, from the ledger
+(`models.Interval`, kept by ledger.py): per-case conditional `Min`/`Max` give each
+milestone's instant and the working seconds from opening to it; grouped `Sum`s give the time
+held per party and stage, plus the intervals still running at `now`. They serve the
+simulator's calibration (measure.py), the tests (as the reference the facts must equal) and
+the benchmark's baseline. `spans` (a `Lead` window over the events) serves the simulator,
+which wants wall-clock intervals.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Latency figures from the ledger: where the time went, where cases stall, SLA with pauses.
 
-`report(scope)` computes every table in a handful of grouped queries over the materialised
-ledger (see data.py, ledger.py) and returns them with the headline numbers. Durations are
-working seconds on the calendar of the team holding the case (measured once, when the
-interval ends; clock.py for the ones still running); percentiles are p50/p90 by linear
-interpolation over the per-case values the database summed (stats.py).
+`report(scope)` computes every table from one row of facts per case (`models.CaseFacts`,
+kept at write time by facts.py beside the materialised ledger, read as columns by
+columns.py) and a few queries over the open cases, and returns them with the headline
+numbers. Durations are working seconds on the calendar of the team holding the case
+(measured once, when the interval ends; clock.py for the ones still running); percentiles
+are p50/p90 by linear interpolation over the per-case values (stats.py).
 Merged duplicates are left out of latency figures: the primary case carries the work.
 """
 
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 
 from closeloop.cases.models import RequestType, Staff, Team
@@ -24,10 +26,11 @@ from closeloop.cases.stages import Stage, WaitingOn
 
 from . import ledger
 from .clock import Clock
+from .columns import Columns, groups, load, summary
 from .current import OpenCase, missed, open_cases, stalled
-from .data import CaseRow, Scope, attach_ledger, case_rows, ownership_changes
+from .data import Scope
 from .load import drowning
-from .stats import hours, summary
+from .stats import hours
 from .tables import Table
 
 MILESTONES: list[tuple[str, str]] = [
@@ -79,11 +82,14 @@ class Figures:
         self.scope, self.clock, self.labels = scope, Clock(), Labels.load()
 
     @cached_property
-    def rows(self) -> list[CaseRow]:
-        """Cases in scope with milestones and (summed from the ledger) time held and dwell."""
-        rows = [r for r in case_rows(self.scope.cases(), self.clock) if not r.merged]
-        attach_ledger(rows, self.scope.cases(), self.scope.now, self.clock)
-        return rows
+    def every(self) -> Columns:
+        """Every case in scope, merged duplicates included (handoffs count them)."""
+        return load(self.scope.cases(), self.scope.now, self.clock)
+
+    @cached_property
+    def rows(self) -> Columns:
+        """Cases in scope with milestones, time held and dwell; merged duplicates left out."""
+        return self.every.kept()
 
     @cached_property
     def load(self) -> dict[str, Table]:
@@ -98,8 +104,8 @@ class Figures:
     def table(self, name: str, stall_limit: float | None = None) -> Table:
         builders: dict[str, Callable[[], Table]] = {
             "held": lambda: held_table(self.rows), "dwell": lambda: dwell_table(self.rows),
-            "handoffs": lambda: handoff_table(ownership_changes(self.scope.cases())),
-            "sla": lambda: sla_table(self.rows, self.clock, self.labels),
+            "handoffs": lambda: handoff_table(self.every),
+            "sla": lambda: sla_table(self.rows, self.labels),
             "holding": lambda: holding_table(open_cases(self.scope), self.labels, self.scope.now, self.clock),
             "stalls": lambda: stall_table(self.scope, self.labels, self.clock, stall_limit),
             "missed": lambda: missed_table(self.scope, self.labels),
@@ -121,139 +127,132 @@ def report(scope: Scope) -> Report:
     return out
 
 
-def _key(row: CaseRow, dimension: str, labels: Labels) -> tuple[str, str]:
+def _keys(cols: Columns, dimension: str, labels: Labels) -> tuple[list[str], dict[str, str]]:
+    """Each case's group key in one dimension, and each key's label."""
     if dimension == "type":
-        slug = row.request_type or "untyped"
-        return slug, labels.types.get(slug, "Untyped")
+        keys = [slug or "untyped" for slug in cols.types]
+        return keys, {k: labels.types.get(k, "Untyped") if k != "untyped" else "Untyped" for k in set(keys)}
     if dimension == "team":
-        return str(row.team_id or 0), labels.teams.get(row.team_id or 0, "No team")
+        keys = [str(team or 0) for team in cols.teams]
+        return keys, {k: labels.teams.get(int(k), "No team") for k in set(keys)}
     if dimension == "owner":
-        return str(row.owner_id or 0), labels.holder(row.owner_id, row.team_id) if row.owner_id else "Unowned"
+        keys = [str(owner or 0) for owner in cols.owners]
+        return keys, {k: labels.holder(int(k), None) if k != "0" else "Unowned" for k in set(keys)}
     if dimension == "channel":
-        return row.channel or "unknown", row.channel or "unknown"
-    if dimension == "day":
-        return row.opened_at.date().isoformat(), row.opened_at.date().isoformat()
-    if dimension == "month":
-        return row.opened_at.strftime("%Y-%m"), row.opened_at.strftime("%Y-%m")
-    year, week, _ = row.opened_at.isocalendar()
-    return f"{year}-W{week:02d}", f"{year}-W{week:02d}"
+        keys = [channel or "unknown" for channel in cols.channels]
+        return keys, {k: k for k in set(keys)}
+    period = {"day": lambda d: d.isoformat(), "month": lambda d: d.strftime("%Y-%m")}.get(
+        dimension, lambda d: "{}-W{:02d}".format(*d.isocalendar()[:2]))
+    names = {d: period(d) for d in set(cols.days)}
+    keys = [names[d] for d in cols.days]
+    return keys, {k: k for k in set(keys)}
 
 
-def latency_table(dimension: str, title: str, rows: list[CaseRow], labels: Labels) -> Table:
+def latency_table(dimension: str, title: str, cols: Columns, labels: Labels) -> Table:
     columns = [("label", title), ("cases", "Cases")]
     for name, heading in MILESTONES:
         columns += [(f"{name}_n", f"{heading} n"), (f"{name}_p50", f"{heading} p50 h"),
                     (f"{name}_p90", f"{heading} p90 h")]
     table = Table(f"latency_{dimension}", f"Response times by {title.lower()} (working hours)", columns)
-    groups: dict[str, list[CaseRow]] = defaultdict(list)
-    names: dict[str, str] = {}
-    for row in rows:
-        key, label = _key(row, dimension, labels)
-        groups[key].append(row)
-        names[key] = label
-    for key in sorted(groups, key=lambda k: names[k]):
-        members = groups[key]
-        values: dict[str, Any] = {"label": names[key], "cases": len(members)}
+    keys, names = _keys(cols, dimension, labels)
+    members = groups(keys)
+    for key in sorted(members, key=lambda k: names[k]):
+        at = members[key]
+        values: dict[str, Any] = {"label": names[key], "cases": len(at)}
         for name, _ in MILESTONES:
-            s = summary(r.marks.get(name) for r in members)
+            s = summary(cols[name][at])
             values.update({f"{name}_n": s["n"], f"{name}_p50": s["p50"], f"{name}_p90": s["p90"]})
-        table.add(key, [r.id for r in members], **values)
+        table.add(key, cols.ids[at].tolist(), **values)
     return table
 
 
-def held_table(rows: list[CaseRow]) -> Table:
+def held_table(cols: Columns) -> Table:
     table = Table("held", "Time held by each party (working hours)", [
         ("label", "Party"), ("cases", "Cases"), ("total", "Total h"), ("share", "Share %"),
         ("p50", "Per case p50 h"), ("p90", "Per case p90 h")])
-    grand = sum(sum(r.held.values()) for r in rows) or 1.0
-    for party in (WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.REQUESTER, WaitingOn.EXTERNAL):
-        holders = [r for r in rows if r.held.get(party)]
-        total = sum(r.held[party] for r in holders)
-        s = summary(r.held[party] for r in holders)
-        table.add(str(party), [r.id for r in holders], label=WaitingOn(party).label, cases=len(holders),
+    grand = float(sum(cols.held(p).sum() for p in HELD_ORDER)) or 1.0
+    for party in HELD_ORDER:
+        values = cols.held(party)
+        holders = values > 0
+        total = float(values[holders].sum())
+        s = summary(values[holders])
+        table.add(str(party), cols.ids[holders].tolist(), label=WaitingOn(party).label, cases=int(holders.sum()),
                   total=hours(total), share=round(100 * total / grand, 1), p50=s["p50"], p90=s["p90"])
     return table
 
 
-def dwell_table(rows: list[CaseRow]) -> Table:
+HELD_ORDER = (WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.REQUESTER, WaitingOn.EXTERNAL)
+
+
+def dwell_table(cols: Columns) -> Table:
     table = Table("dwell", "Dwell time per stage (working hours)", [
         ("label", "Stage"), ("cases", "Cases"), ("total", "Total h"), ("p50", "p50 h"), ("p90", "p90 h")])
     for stage in Stage:
-        visited = [r for r in rows if r.dwell.get(stage)]
-        if not visited:
+        values = cols.dwell(stage)
+        visited = values > 0
+        if not visited.any():
             continue
-        s = summary(r.dwell[stage] for r in visited)
-        table.add(str(stage), [r.id for r in visited], label=stage.label, cases=len(visited),
-                  total=hours(sum(r.dwell[stage] for r in visited)), p50=s["p50"], p90=s["p90"])
+        s = summary(values[visited])
+        table.add(str(stage), cols.ids[visited].tolist(), label=stage.label, cases=int(visited.sum()),
+                  total=hours(float(values[visited].sum())), p50=s["p50"], p90=s["p90"])
     return table
 
 
 def handoffs(chain: list[int | None]) -> tuple[int, int]:
     """(handoffs, ping-pongs) in an owner chain: a handoff is a change between two people,
-    a ping-pong is a return to the person who had it two owners before (A → B → A)."""
+    a ping-pong is a return to the person who had it two owners before (A → B → A).
+    `facts.advance` keeps the same counts as each `assigned` event is written."""
     people = [o for o in chain if o is not None]
     collapsed = [o for i, o in enumerate(people) if i == 0 or o != people[i - 1]]
     pongs = sum(1 for i in range(2, len(collapsed)) if collapsed[i] == collapsed[i - 2])
     return len(collapsed) - 1 if collapsed else 0, pongs
 
 
-def handoff_table(chains: dict[int, list[int | None]]) -> Table:
+def handoff_table(cols: Columns) -> Table:
+    """Cases with an owner chain (merged duplicates included), bucketed by handoffs."""
     table = Table("handoffs", "Handoffs between people per case", [
         ("label", "Handoffs"), ("cases", "Cases"), ("ping_pong", "Cases with ping-pong (A→B→A)")])
-    buckets: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for case_id, chain in chains.items():
-        count, pongs = handoffs(chain)
-        buckets[str(min(count, 3))].append((case_id, pongs))
+    chained = cols.subset(cols.chained)
+    buckets = groups([str(min(int(n), 3)) for n in chained["handoffs"]])
     for key in sorted(buckets):
-        members = buckets[key]
-        table.add(key, [c for c, _ in members], label="3 or more" if key == "3" else key, cases=len(members),
-                  ping_pong=sum(1 for _, p in members if p))
-    pong_cases = [c for c, chain in chains.items() if handoffs(chain)[1]]
-    table.cases["ping_pong"] = pong_cases
+        at = buckets[key]
+        table.add(key, chained.ids[at].tolist(), label="3 or more" if key == "3" else key, cases=len(at),
+                  ping_pong=int((chained["pongs"][at] > 0).sum()))
+    table.cases["ping_pong"] = chained.ids[chained["pongs"] > 0].tolist()
     return table
 
 
-def sla_outcome(row: CaseRow, milestone: str, due: datetime | None, clock: Clock) -> tuple[str, float]:
-    """met | breached | pending (not reached, within target) | none, and paused seconds: the clock
-    counts team time (owner or specialist) until the milestone, or until now when not reached."""
-    if due is None:
-        return "none", 0.0
-    target = clock.seconds(row.team_id, row.opened_at, due) or 0.0
-    done = row.marks.get(milestone) is not None
-    if done:
-        used, paused = row.marks[f"{milestone}_active"] or 0.0, row.marks[f"{milestone}_paused"] or 0.0
-    else:
-        used = row.held.get(WaitingOn.OWNER, 0.0) + row.held.get(WaitingOn.SPECIALIST, 0.0)
-        paused = row.held.get(WaitingOn.REQUESTER, 0.0) + row.held.get(WaitingOn.EXTERNAL, 0.0)
-    if used > target:
-        return "breached", paused
-    return ("met" if done else "pending"), paused
+def sla_outcomes(cols: Columns, milestone: str, target: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per case: met | breached | pending (not reached, within target) masks, and paused seconds. The
+    clock counts team time (owner or specialist) until the milestone, or until now when not reached;
+    a case without a due time has none of the three."""
+    done = ~np.isnan(cols[milestone])
+    used = np.where(done, np.nan_to_num(cols[f"{milestone}_active"]), cols.held("owner") + cols.held("specialist"))
+    paused = np.where(done, np.nan_to_num(cols[f"{milestone}_paused"]),
+                      cols.held("requester") + cols.held("external"))
+    due = ~np.isnan(cols[target])
+    breached = due & (used > np.nan_to_num(cols[target]))
+    return ({"met": due & ~breached & done, "breached": breached, "pending": due & ~breached & ~done},
+            np.where(due, paused, 0.0))
 
 
-def sla_table(rows: list[CaseRow], clock: Clock, labels: Labels) -> Table:
+def sla_table(cols: Columns, labels: Labels) -> Table:
     table = Table("sla", "SLA compliance, paused while waiting on the requester or an external party", [
         ("label", "Request type"), ("fr_met", "First response met"), ("fr_breached", "breached"),
         ("fr_pending", "pending"), ("fr_pct", "met %"), ("res_met", "Resolution met"),
         ("res_breached", "breached"), ("res_pending", "pending"), ("res_pct", "met %"), ("paused", "Paused h")])
-    groups: dict[str, list[CaseRow]] = defaultdict(list)
-    for row in rows:
-        groups[row.request_type or "untyped"].append(row)
-    for slug in sorted(groups):
-        counts: dict[str, int] = defaultdict(int)
-        paused = 0.0
-        breached: list[int] = []
-        for row in groups[slug]:
-            fr, _ = sla_outcome(row, "answer", row.first_response_due_at, clock)
-            res, p = sla_outcome(row, "close", row.resolution_due_at, clock)
-            counts[f"fr_{fr}"] += 1
-            counts[f"res_{res}"] += 1
-            paused += p
-            if "breached" in (fr, res):
-                breached.append(row.id)
-        table.add(slug, breached, label=labels.types.get(slug, "Untyped"), paused=hours(paused),
+    fr, _ = sla_outcomes(cols, "answer", "fr_target")
+    res, paused = sla_outcomes(cols, "close", "res_target")
+    members = groups([slug or "untyped" for slug in cols.types])
+    for slug in sorted(members):
+        at = members[slug]
+        counts = {f"{prefix}_{k}": int(mask[at].sum()) for prefix, outcome in (("fr", fr), ("res", res))
+                  for k, mask in outcome.items()}
+        breached = at[fr["breached"][at] | res["breached"][at]]
+        table.add(slug, cols.ids[breached].tolist(), label=labels.types.get(slug, "Untyped"),
+                  paused=hours(float(paused[at].sum())),
                   fr_pct=_pct(counts["fr_met"], counts["fr_breached"]),
-                  res_pct=_pct(counts["res_met"], counts["res_breached"]),
-                  **{k: counts[k] for k, _ in table.columns if k[:3] in ("fr_", "res") and not k.endswith("pct")})
+                  res_pct=_pct(counts["res_met"], counts["res_breached"]), **counts)
     return table
 
 
@@ -307,7 +306,7 @@ def missed_table(scope: Scope, labels: Labels) -> Table:
     return table
 
 
-def headline(tables: dict[str, Table], rows: list[CaseRow], open_count: int) -> dict[str, Any]:
+def headline(tables: dict[str, Table], rows: Columns, open_count: int) -> dict[str, Any]:
     chains = tables["handoffs"].cases
     handed = sum(len(ids) * (3 if key == "3" else int(key)) for key, ids in chains.items() if key != "ping_pong")
     return {
@@ -315,6 +314,6 @@ def headline(tables: dict[str, Table], rows: list[CaseRow], open_count: int) -> 
         "stalled": len(tables["stalls"].rows), "ping_pong": len(chains.get("ping_pong", [])),
         "handoffs_per_case": round(handed / len(rows), 2) if rows else None,
         "drowning": [r["label"] for r in tables["backlog"].rows if r["warning"]],
-        "latency": {name: summary(r.marks.get(name) for r in rows) for name, _ in MILESTONES},
+        "latency": {name: summary(rows[name]) for name, _ in MILESTONES},
         "ledger_current": ledger.is_current(),
     }

@@ -27,8 +27,9 @@ from closeloop.cases.models import Case, Event, Team
 from closeloop.cases.stages import WaitingOn
 from closeloop.followups.calendar import calendar_for_team
 
+from . import facts
 from .clock import Clock, shared_timeline
-from .models import Interval, LedgerState
+from .models import CaseFacts, Interval, LedgerState
 
 ACTIVE_PARTIES = frozenset({WaitingOn.OWNER, WaitingOn.SPECIALIST})
 BATCH = 5000
@@ -59,7 +60,10 @@ def _totals(previous: Interval, seconds: float) -> tuple[float, float, float]:
 def extend(event: Event) -> None:
     """Close the case's open interval at this event and open the event's own."""
     if event.kind == "opened":  # a new case's first event: nothing to close, nobody else sees it yet
-        _interval(event, 0.0, 0.0, 0.0).save(force_insert=True)  # one INSERT: no savepoint needed
+        with transaction.atomic():
+            first = _interval(event, 0.0, 0.0, 0.0)
+            first.save(force_insert=True)
+            facts.start(first, facts.case_of(event), _measure).save(force_insert=True)
         return
     with transaction.atomic():
         # Locking the open interval serialises two events of one case: the second waits, then finds no
@@ -69,9 +73,27 @@ def extend(event: Event) -> None:
         if previous is None or (previous.start, previous.event_id) > (event.at, event.pk):
             rebuild_cases([event.case_id])  # the first event, or one that arrived out of time order
             return
-        seconds = _measure(previous.team_id, previous.start, event.at)
-        Interval.objects.filter(pk=previous.pk).update(end=event.at, seconds=seconds)
-        Interval.objects.create(**_fields(_interval(event, *_totals(previous, seconds))))
+        previous.end, previous.seconds = event.at, _measure(previous.team_id, previous.start, event.at)
+        Interval.objects.filter(pk=previous.pk).update(end=previous.end, seconds=previous.seconds)
+        current = _interval(event, *_totals(previous, previous.seconds))
+        Interval.objects.create(**_fields(current))
+        if not step_facts(event, previous, current):
+            rebuild_cases([event.case_id])  # a case from before the facts table: measure it whole
+
+
+def step_facts(event: Event, previous: Interval, current: Interval) -> bool:
+    """Move the case's facts on by one interval; False when the case has none yet."""
+    known = CaseFacts.objects.filter(pk=event.case_id).first()
+    if known is None:
+        return False
+    _advance(known, previous, current, event)
+    known.save(force_update=True)
+    return True
+
+
+def _advance(known: CaseFacts, previous: Interval, current: Interval, event: Event) -> None:
+    facts.set_targets(known, facts.case_of(event), _measure)
+    facts.advance(known, previous, current, facts.owners_of(event.data) if event.kind == "assigned" else None)
 
 
 def extend_many(events: Sequence[Event]) -> None:
@@ -84,7 +106,8 @@ def extend_many(events: Sequence[Event]) -> None:
         list(Case.objects.select_for_update().filter(pk__in=by_case).values_list("pk"))
         open_rows = {row.case_id: row for row in
                      Interval.objects.filter(case_id__in=by_case, end__isnull=True).order_by("start", "event_id")}
-        late = [pk for pk, event in by_case.items() if pk not in open_rows
+        known = {row.case_id: row for row in CaseFacts.objects.filter(case_id__in=by_case)}
+        late = [pk for pk, event in by_case.items() if pk not in open_rows or pk not in known
                 or (open_rows[pk].start, open_rows[pk].event_id) > (event.at, event.pk)]
         closed, opened = [], []
         for case_id, previous in open_rows.items():
@@ -94,8 +117,10 @@ def extend_many(events: Sequence[Event]) -> None:
             previous.end, previous.seconds = event.at, _measure(previous.team_id, previous.start, event.at)
             closed.append(previous)
             opened.append(_interval(event, *_totals(previous, previous.seconds)))
+            _advance(known[case_id], previous, opened[-1], event)
         Interval.objects.bulk_update(closed, ["end", "seconds"])
         Interval.objects.bulk_create(opened)
+        CaseFacts.objects.bulk_update([known[c.case_id] for c in closed], facts.FIELDS)
         if late:
             rebuild_cases(late)
 
@@ -121,10 +146,15 @@ def rebuild_cases(case_ids: Sequence[int], clock: Clock | None = None) -> int:
         chunk = list(case_ids[first:first + 500])
         with transaction.atomic():
             Interval.objects.filter(case_id__in=chunk).delete()
+            CaseFacts.objects.filter(case_id__in=chunk).delete()
             events = (Event.objects.filter(case_id__in=chunk).order_by("case_id", "at", "id")
                       .values(*EVENT_FIELDS))
             rows = list(_chain(events.iterator(chunk_size=BATCH), clock))
             Interval.objects.bulk_create(rows, batch_size=BATCH)
+            cases = Case.objects.only("id", "team_id", "opened_at", "first_response_due_at", "resolution_due_at")
+            measure = lambda team, a, b: clock.seconds(team, a, b) or 0.0  # noqa: E731
+            CaseFacts.objects.bulk_create(facts.fold(rows, cases.in_bulk(chunk), facts.assigned_owners(chunk),
+                                                     measure), batch_size=BATCH)
             written += len(rows)
     return written
 
