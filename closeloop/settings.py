@@ -265,7 +265,7 @@ CLOSELOOP_WEB_POLL_SECONDS = max(1, envint("CLOSELOOP_WEB_POLL_SECONDS", 10))
 # Django's cache (the dashboard's remembered report, rate-limit counters), shared by every web
 # and worker process: `db://TABLE` (default: a table made by the analytics migrations),
 # `locmem://` (per process), `file:///path` or `dummy://`. The test settings default to
-# locmem:// (tests without database access clear the cache too); set the variable to override.
+# locmem:// (tests without database access clear the cache too).
 def _cache(url: str) -> dict[str, object]:
     scheme, _, rest = url.partition("://")
     backends = {"db": "django.core.cache.backends.db.DatabaseCache",
@@ -278,6 +278,5 @@ def _cache(url: str) -> dict[str, object]:
     return {"BACKEND": backends[scheme], "LOCATION": rest, "OPTIONS": {"MAX_ENTRIES": 1000}}
 
 
-CLOSELOOP_CACHE_URL = env("CLOSELOOP_CACHE_URL", "locmem://" if os.environ.get("DJANGO_SETTINGS_MODULE") ==
-                          "closeloop.settings_test" else "db://closeloop_cache")
+CLOSELOOP_CACHE_URL = env("CLOSELOOP_CACHE_URL", "db://closeloop_cache")
 CACHES = {"default": _cache(CLOSELOOP_CACHE_URL)}

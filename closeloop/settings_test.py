@@ -10,6 +10,8 @@ os.environ.setdefault("CLOSELOOP_DATA_DIR", tempfile.mkdtemp(prefix="closeloop-t
 # Channel listeners start only where a test starts them.
 os.environ.setdefault("CLOSELOOP_SMTP_LISTEN", "")
 os.environ.setdefault("CLOSELOOP_INTAKE_FOLDER", "")
+# Every test clears Django's cache, also those without database access: a per-process cache here.
+os.environ.setdefault("CLOSELOOP_CACHE_URL", "locmem://")
 
 from .settings import *  # noqa: F403
 
