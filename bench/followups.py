@@ -10,8 +10,14 @@ against a real SMTP server (aiosmtpd), and prints per run: follow-ups per second
 per worker, from the first to the last chase), p50/p99 delay between a case's due time and
 its chase, peak memory per worker, and performed / expected / lost / duplicated (chase
 events per case), duplicate_sends (the same Message-ID received twice: only after a kill)
-and mail_received. `--kill-every S` SIGKILLs a random worker every S seconds and starts a
-replacement. `--warmup S` makes the first case fall due S seconds after the workers start, so
+and mail_received. To make the scaling honest on a small machine it also prints where the CPU
+went: the workers' own CPU seconds (every worker process, killed ones included) and follow-ups
+per worker CPU-second (flat from 1 to 4 workers means they do not contend: speed then grows
+with free cores), the bench process's CPU (almost all of it the SMTP server), PostgreSQL's CPU,
+the load average at the start, and the chase rate (first to last `requester_chased` event)
+apart from the delivery rate (first to last `sent_at`).
+`--kill-every S` SIGKILLs a random worker every S seconds and starts a replacement.
+`--warmup S` makes the first case fall due S seconds after the workers start, so
 delays do not include their start-up. `--spread S` spreads the due times over S seconds from the start (0: all due
 at once, a backlog, which measures throughput; a spread below capacity measures delay).
 The first run (one worker) is the baseline of the speed-up column. The teams work on an
@@ -26,6 +32,7 @@ import logging
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -123,6 +130,34 @@ def _fresh(db: str, template_url: str, n: int) -> str:
     return url
 
 
+def _pg_cpu_seconds(cluster: Any) -> float | None:
+    """CPU seconds of the PostgreSQL cluster so far: the postmaster, the backends it reaped and the live ones."""
+    if cluster is None:
+        return None
+    try:
+        pid = int((cluster.directory / "data" / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            me, parent = int(stat.parent.name), int(fields[1])
+            if me == pid:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif parent == pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _start(url: str, smtp_port: int, batch: int, idle_exit: float = 3.0) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
            "PYTHONPATH": str(ROOT)}
@@ -167,7 +202,7 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
 
 
 def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
-        kill_every: float, warmup: float = 0.0) -> dict[str, Any]:
+        kill_every: float, warmup: float = 0.0, cluster: Any = None) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Count, Max, Min
     from django.utils import timezone
@@ -180,10 +215,15 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
 
     url = _fresh(db, template_url, n)
     due = _shift_due(template_due, warmup)
-    wall = time.monotonic()
+    load = os.getloadavg()
     with SMTPServer() as smtp:
+        wall, own, children, pg = time.monotonic(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), \
+            _pg_cpu_seconds(cluster)
         kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
         wall = time.monotonic() - wall
+        own, children = _cpu(resource.RUSAGE_SELF) - own, _cpu(resource.RUSAGE_CHILDREN) - children
+        pg_after = _pg_cpu_seconds(cluster)
+        pg = round(pg_after - pg, 1) if pg is not None and pg_after is not None else None
         swept = 0
         if kills:  # what a surviving worker does once the leases and claims of the killed ones run out
             settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
@@ -203,6 +243,11 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     chase_ids = {m.encode() for m in OutboxMessage.objects.filter(purpose="chase").values_list("message_id", flat=True)}
     seconds = max((span["last"] - span["first"]).total_seconds(), 1e-6) if span["first"] else 1e-6
     rate = len(per_case) / seconds
+    sent = OutboxMessage.objects.filter(purpose="chase", sent_at__isnull=False)
+    sent_span = sent.aggregate(first=Min("sent_at"), last=Max("sent_at"), n=Count("id"))
+    send_seconds = max((sent_span["last"] - sent_span["first"]).total_seconds(), 1e-6) if sent_span["n"] else 1e-6
+    end_to_end = max((sent_span["last"] - span["first"]).total_seconds(), 1e-6) if sent_span["n"] and span["first"] \
+        else 1e-6
     return {
         "db": db, "cases": None, "workers": workers, "batch": batch, "kills": kills,
         "expected": len(due), "performed": len(per_case), "lost": len(set(due) - set(per_case)),
@@ -211,7 +256,14 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
         "duplicate_sends": sum(c - 1 for mid, c in received.items() if mid in chase_ids),
         "swept_after_kills": swept,
         "followups_per_s": round(rate, 1), "per_worker_per_s": round(rate / workers, 1),
-        "chase_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
+        "sent_per_s": round(sent_span["n"] / send_seconds, 1),
+        "end_to_end_per_s": round(min(len(per_case), sent_span["n"]) / end_to_end, 1),
+        "chase_seconds": round(seconds, 1), "send_seconds": round(send_seconds, 1), "wall_seconds": round(wall, 1),
+        "load_avg_at_start": round(load[0], 2),
+        "worker_cpu_s": round(children, 1),
+        "followups_per_worker_cpu_s": round(len(per_case) / children, 1) if children else None,
+        "smtp_server_cpu_s": round(own, 1), "postgres_cpu_s": pg,
+        "cpu_per_wall_s": round((children + own + (pg or 0)) / wall, 2) if wall else None,
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
         "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,
@@ -240,7 +292,7 @@ def main() -> int:
         template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
         fill_s = round(time.monotonic() - started, 1)
         rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
-                    else 0.0, args.warmup) for i, w in enumerate(counts)]
+                    else 0.0, args.warmup, cluster) for i, w in enumerate(counts)]
     finally:
         if cluster is not None:
             from django.db import connections

@@ -1,13 +1,16 @@
 """A worker process for tests and benchmarks: `python -m closeloop.followups.loop`.
 
 Runs the same jobs as `closeloop worker` (every app's `worker_jobs`, no channel services)
-and exits after `--idle-exit` seconds without work, printing one JSON line: items handled
-and peak resident memory. Crash tests SIGKILL it mid-run and start another.
+and exits after `--idle-exit` seconds without work, printing one JSON line: items handled,
+peak resident memory and the process's own CPU seconds (user + system). Crash tests SIGKILL
+it mid-run and start another. With `CLOSELOOP_PROFILE=<path>` the run is profiled with
+cProfile and the statistics written to `<path>.<pid>` (read them with `python -m pstats`).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import resource
@@ -25,19 +28,32 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    profile_to = os.environ.get("CLOSELOOP_PROFILE", "")
+    profiler = cProfile.Profile() if profile_to else None
+    if profiler is not None:
+        profiler.enable()
+    handled = _loop(args.batch, args.idle_exit, args.idle_sleep)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"handled": handled, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                      "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}), flush=True)
+    return 0
+
+
+def _loop(batch: int, idle_exit: float, idle_sleep: float) -> int:
     from closeloop.worker import run_once
 
     handled, idle_since = 0, time.monotonic()
-    while time.monotonic() - idle_since < args.idle_exit:
-        done = run_once(args.batch)
+    while time.monotonic() - idle_since < idle_exit:
+        done = run_once(batch)
         handled += done
         if done:
             idle_since = time.monotonic()
         else:
-            time.sleep(args.idle_sleep)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"handled": handled, "peak_rss_mib": round(peak_kib / 1024, 1)}), flush=True)
-    return 0
+            time.sleep(idle_sleep)
+    return handled
 
 
 if __name__ == "__main__":
