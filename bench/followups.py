@@ -1,7 +1,8 @@
 """Follow-up worker benchmark.
 
     python bench/followups.py [--cases N] [--due-fraction F] [--workers W[,W…]] [--db sqlite|postgres]
-                              [--kill-every S] [--spread S] [--batch B] [--json]
+                              [--kill-every S] [--spread S] [--warmup S] [--batch B]
+                              [--smtp-delay-ms MS] [--json]
 
 Fills N open cases waiting on requesters (COPY on PostgreSQL, executemany on SQLite; once,
 then every run starts from a copy of that database), makes a fraction F due, runs W worker
@@ -11,8 +12,9 @@ per worker, from the first to the last chase), p50/p99 delay between a case's du
 its chase, peak memory per worker, and performed / expected / lost / duplicated (chase
 events per case), duplicate_sends (the same Message-ID received twice: only after a kill)
 and mail_received. To make the scaling honest on a small machine it also prints where the CPU
-went: the workers' own CPU seconds (every worker process, killed ones included) and follow-ups
-per worker CPU-second (flat from 1 to 4 workers means they do not contend: speed then grows
+went: the workers' own CPU seconds (every worker process, killed ones included; and while busy:
+from each worker's first round with work to its last, start-up left out) and follow-ups per
+busy worker CPU-second (flat from 1 to 4 workers means they do not contend: speed then grows
 with free cores), the bench process's CPU (almost all of it the SMTP server), PostgreSQL's CPU,
 the load average at the start, and the chase rate (first to last `requester_chased` event)
 apart from the delivery rate (first to last `sent_at`).
@@ -179,8 +181,8 @@ def _shift_due(due: dict[int, datetime], warmup: float) -> dict[int, datetime]:
 
 
 def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every: float,
-                 idle_exit: float) -> tuple[int, list[float]]:
-    rng, kills, peaks = random.Random(3), 0, []
+                 idle_exit: float) -> tuple[int, list[float], float]:
+    rng, kills, peaks, work_cpu = random.Random(3), 0, [], 0.0
     procs = [_start(url, smtp_port, batch, idle_exit) for _ in range(workers)]
     next_kill = time.monotonic() + kill_every if kill_every else float("inf")
     while any(p.poll() is None for p in procs):
@@ -197,12 +199,33 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
     for p in procs:
         out = (p.stdout.read() if p.stdout else "").strip()
         if out:
-            peaks.append(json.loads(out.splitlines()[-1])["peak_rss_mib"])
-    return kills, peaks
+            last = json.loads(out.splitlines()[-1])
+            peaks.append(last["peak_rss_mib"])
+            work_cpu += last["work_cpu_s"]
+    return kills, peaks, work_cpu
+
+
+def _smtp_server(delay_ms: float) -> Any:
+    """The recording aiosmtpd server; with `delay_ms` it takes that long to accept each message, as a
+    real MTA does while it writes its queue file."""
+    import asyncio
+
+    from closeloop.testing.smtp import SMTPServer
+
+    server = SMTPServer()
+    if delay_ms:
+        record = server.handler.handle_DATA
+
+        async def slow(smtp: Any, session: Any, envelope: Any) -> str:
+            await asyncio.sleep(delay_ms / 1000)
+            return await record(smtp, session, envelope)
+
+        server.handler.handle_DATA = slow  # type: ignore[method-assign]
+    return server
 
 
 def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
-        kill_every: float, warmup: float = 0.0, cluster: Any = None) -> dict[str, Any]:
+        kill_every: float, warmup: float = 0.0, cluster: Any = None, smtp_delay_ms: float = 0.0) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Count, Max, Min
     from django.utils import timezone
@@ -211,15 +234,14 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     from closeloop.followups.worker import run_due
     from closeloop.outbound.models import OutboxMessage
     from closeloop.outbound.outbox import CLAIM_SECONDS, deliver_due
-    from closeloop.testing.smtp import SMTPServer
 
     url = _fresh(db, template_url, n)
     due = _shift_due(template_due, warmup)
     load = os.getloadavg()
-    with SMTPServer() as smtp:
+    with _smtp_server(smtp_delay_ms) as smtp:
         wall, own, children, pg = time.monotonic(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), \
             _pg_cpu_seconds(cluster)
-        kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
+        kills, peaks, work_cpu = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
         wall = time.monotonic() - wall
         own, children = _cpu(resource.RUSAGE_SELF) - own, _cpu(resource.RUSAGE_CHILDREN) - children
         pg_after = _pg_cpu_seconds(cluster)
@@ -249,7 +271,9 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     end_to_end = max((sent_span["last"] - span["first"]).total_seconds(), 1e-6) if sent_span["n"] and span["first"] \
         else 1e-6
     return {
-        "db": db, "cases": None, "workers": workers, "batch": batch, "kills": kills,
+        "db": db, "cases": None, "workers": workers,
+        "outbox_connections": settings.CLOSELOOP_OUTBOX_CONNECTIONS, "smtp_delay_ms": smtp_delay_ms,
+        "batch": batch, "kills": kills,
         "expected": len(due), "performed": len(per_case), "lost": len(set(due) - set(per_case)),
         "duplicated": sum(c - 1 for c in counts.values()),
         "mail_received": sum(c for mid, c in received.items() if mid in chase_ids),
@@ -261,7 +285,9 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
         "chase_seconds": round(seconds, 1), "send_seconds": round(send_seconds, 1), "wall_seconds": round(wall, 1),
         "load_avg_at_start": round(load[0], 2),
         "worker_cpu_s": round(children, 1),
-        "followups_per_worker_cpu_s": round(len(per_case) / children, 1) if children else None,
+        "worker_busy_cpu_s": round(work_cpu, 1),
+        # per busy CPU-second (start-up and idle tail left out); only without kills (a killed worker reports nothing)
+        "followups_per_worker_cpu_s": round(len(per_case) / work_cpu, 1) if work_cpu and not kills else None,
         "smtp_server_cpu_s": round(own, 1), "postgres_cpu_s": pg,
         "cpu_per_wall_s": round((children + own + (pg or 0)) / wall, 2) if wall else None,
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
@@ -281,6 +307,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=200, help="cases a worker claims at once")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="the first case falls due S seconds after the workers start (delay without start-up)")
+    parser.add_argument("--smtp-delay-ms", type=float, default=0.0,
+                        help="the SMTP server takes this long to accept each message (a real MTA's queue write)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = sorted({1, *(int(w) for w in str(args.workers).split(","))})
@@ -292,7 +320,7 @@ def main() -> int:
         template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
         fill_s = round(time.monotonic() - started, 1)
         rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
-                    else 0.0, args.warmup, cluster) for i, w in enumerate(counts)]
+                    else 0.0, args.warmup, cluster, args.smtp_delay_ms) for i, w in enumerate(counts)]
     finally:
         if cluster is not None:
             from django.db import connections
