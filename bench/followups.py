@@ -192,7 +192,9 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
     procs = [_start(url, smtp_port, batch, idle_exit) for _ in range(workers)]
     next_kill = time.monotonic() + kill_every if kill_every else float("inf")
     while any(p.poll() is None for p in procs):
-        if time.monotonic() >= next_kill:
+        # Kill only while every worker is busy: once one has gone idle and exited, the due work is done
+        # (a replacement that is killed before it can go idle would otherwise keep the run going).
+        if time.monotonic() >= next_kill and all(p.poll() is None for p in procs):
             alive = [p for p in procs if p.poll() is None]
             victim = rng.choice(alive)
             victim.send_signal(signal.SIGKILL)
@@ -207,6 +209,7 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
         if out:
             last = json.loads(out.splitlines()[-1])
             peaks.append(last["peak_rss_mib"])
+            print(f"worker: {out.splitlines()[-1]}", file=sys.stderr)
             work_cpu += last["work_cpu_s"]
     return kills, peaks, work_cpu
 
