@@ -37,10 +37,24 @@ def main(argv: list[str] | None = None) -> int:
         profiler.disable()
         profiler.dump_stats(f"{profile_to}.{os.getpid()}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"handled": handled, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    print(json.dumps({"handled": handled, "peak_rss_mib": round(_peak_rss_kib(usage.ru_maxrss) / 1024, 1),
                       "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "work_cpu_s": round(work_cpu, 2)}),
           flush=True)
     return 0
+
+
+def _peak_rss_kib(maxrss: int) -> int:
+    """This process's own peak resident memory. Linux carries `ru_maxrss` over from the parent when the
+    child was started by (v)fork and exec, so a worker started by a big process would report the parent's
+    size; `VmHWM` belongs to the process's own address space."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return maxrss
 
 
 def _cpu() -> float:
