@@ -1,7 +1,8 @@
 """Follow-up worker benchmark.
 
     python bench/followups.py [--cases N] [--due-fraction F] [--workers W[,W…]] [--db sqlite|postgres]
-                              [--kill-every S] [--spread S] [--batch B] [--json]
+                              [--kill-every S] [--spread S] [--warmup S] [--batch B]
+                              [--smtp-delay-ms MS] [--json]
 
 Fills N open cases waiting on requesters (COPY on PostgreSQL, executemany on SQLite; once,
 then every run starts from a copy of that database), makes a fraction F due, runs W worker
@@ -10,8 +11,15 @@ against a real SMTP server (aiosmtpd), and prints per run: follow-ups per second
 per worker, from the first to the last chase), p50/p99 delay between a case's due time and
 its chase, peak memory per worker, and performed / expected / lost / duplicated (chase
 events per case), duplicate_sends (the same Message-ID received twice: only after a kill)
-and mail_received. `--kill-every S` SIGKILLs a random worker every S seconds and starts a
-replacement. `--warmup S` makes the first case fall due S seconds after the workers start, so
+and mail_received. To make the scaling honest on a small machine it also prints where the CPU
+went: the workers' own CPU seconds (every worker process, killed ones included; and while busy:
+from each worker's first round with work to its last, start-up left out) and follow-ups per
+busy worker CPU-second (flat from 1 to 4 workers means they do not contend: speed then grows
+with free cores), the bench process's CPU (almost all of it the SMTP server), PostgreSQL's CPU,
+the load average at the start, and the chase rate (first to last `requester_chased` event)
+apart from the delivery rate (first to last `sent_at`).
+`--kill-every S` SIGKILLs a random worker every S seconds and starts a replacement.
+`--warmup S` makes the first case fall due S seconds after the workers start, so
 delays do not include their start-up. `--spread S` spreads the due times over S seconds from the start (0: all due
 at once, a backlog, which measures throughput; a spread below capacity measures delay).
 The first run (one worker) is the baseline of the speed-up column. The teams work on an
@@ -26,6 +34,7 @@ import logging
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -83,6 +92,8 @@ def _template(db: str, base_url: str, cases: int, fraction: float, spread: float
     from django.db import connection
     from django.utils import timezone
 
+    from closeloop.analytics.ledger import fingerprint
+    from closeloop.analytics.models import LedgerState
     from closeloop.cases.demo import seed
     from closeloop.cases.models import RequestType
     from closeloop.followups.fill import fill
@@ -99,6 +110,10 @@ def _template(db: str, base_url: str, cases: int, fraction: float, spread: float
     BusinessCalendar.objects.create(name="Always open", time_zone="UTC", hours=ALWAYS_OPEN, is_default=True)
     now = timezone.now()
     due = fill(cases, fraction, now, request_type=RequestType.objects.get(slug="referral"), spread_seconds=spread)
+    # The analytics ledger counts as measured on these calendars: otherwise every worker would first
+    # re-measure all N cases (analytics.ledger.remeasure, a one-off after a calendar change), which is
+    # not follow-up work and made earlier runs of this benchmark slower than the follow-ups are.
+    LedgerState.objects.update_or_create(pk=1, defaults={"fingerprint": fingerprint(), "remeasured_through": None})
     if db == "postgres":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
@@ -123,6 +138,34 @@ def _fresh(db: str, template_url: str, n: int) -> str:
     return url
 
 
+def _pg_cpu_seconds(cluster: Any) -> float | None:
+    """CPU seconds of the PostgreSQL cluster so far: the postmaster, the backends it reaped and the live ones."""
+    if cluster is None:
+        return None
+    try:
+        pid = int((cluster.directory / "data" / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            me, parent = int(stat.parent.name), int(fields[1])
+            if me == pid:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif parent == pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _start(url: str, smtp_port: int, batch: int, idle_exit: float = 3.0) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
            "PYTHONPATH": str(ROOT)}
@@ -144,12 +187,14 @@ def _shift_due(due: dict[int, datetime], warmup: float) -> dict[int, datetime]:
 
 
 def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every: float,
-                 idle_exit: float) -> tuple[int, list[float]]:
-    rng, kills, peaks = random.Random(3), 0, []
+                 idle_exit: float) -> tuple[int, list[float], float]:
+    rng, kills, peaks, work_cpu = random.Random(3), 0, [], 0.0
     procs = [_start(url, smtp_port, batch, idle_exit) for _ in range(workers)]
     next_kill = time.monotonic() + kill_every if kill_every else float("inf")
     while any(p.poll() is None for p in procs):
-        if time.monotonic() >= next_kill:
+        # Kill only while every worker is busy: once one has gone idle and exited, the due work is done
+        # (a replacement that is killed before it can go idle would otherwise keep the run going).
+        if time.monotonic() >= next_kill and all(p.poll() is None for p in procs):
             alive = [p for p in procs if p.poll() is None]
             victim = rng.choice(alive)
             victim.send_signal(signal.SIGKILL)
@@ -162,12 +207,34 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
     for p in procs:
         out = (p.stdout.read() if p.stdout else "").strip()
         if out:
-            peaks.append(json.loads(out.splitlines()[-1])["peak_rss_mib"])
-    return kills, peaks
+            last = json.loads(out.splitlines()[-1])
+            peaks.append(last["peak_rss_mib"])
+            print(f"worker: {out.splitlines()[-1]}", file=sys.stderr)
+            work_cpu += last["work_cpu_s"]
+    return kills, peaks, work_cpu
+
+
+def _smtp_server(delay_ms: float) -> Any:
+    """The recording aiosmtpd server; with `delay_ms` it takes that long to accept each message, as a
+    real MTA does while it writes its queue file."""
+    import asyncio
+
+    from closeloop.testing.smtp import SMTPServer
+
+    server = SMTPServer()
+    if delay_ms:
+        record = server.handler.handle_DATA
+
+        async def slow(smtp: Any, session: Any, envelope: Any) -> str:
+            await asyncio.sleep(delay_ms / 1000)
+            return await record(smtp, session, envelope)
+
+        server.handler.handle_DATA = slow  # type: ignore[method-assign]
+    return server
 
 
 def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
-        kill_every: float, warmup: float = 0.0) -> dict[str, Any]:
+        kill_every: float, warmup: float = 0.0, cluster: Any = None, smtp_delay_ms: float = 0.0) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Count, Max, Min
     from django.utils import timezone
@@ -176,14 +243,18 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     from closeloop.followups.worker import run_due
     from closeloop.outbound.models import OutboxMessage
     from closeloop.outbound.outbox import CLAIM_SECONDS, deliver_due
-    from closeloop.testing.smtp import SMTPServer
 
     url = _fresh(db, template_url, n)
     due = _shift_due(template_due, warmup)
-    wall = time.monotonic()
-    with SMTPServer() as smtp:
-        kills, peaks = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
+    load = os.getloadavg()
+    with _smtp_server(smtp_delay_ms) as smtp:
+        wall, own, children, pg = time.monotonic(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), \
+            _pg_cpu_seconds(cluster)
+        kills, peaks, work_cpu = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
         wall = time.monotonic() - wall
+        own, children = _cpu(resource.RUSAGE_SELF) - own, _cpu(resource.RUSAGE_CHILDREN) - children
+        pg_after = _pg_cpu_seconds(cluster)
+        pg = round(pg_after - pg, 1) if pg is not None and pg_after is not None else None
         swept = 0
         if kills:  # what a surviving worker does once the leases and claims of the killed ones run out
             settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
@@ -203,15 +274,31 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     chase_ids = {m.encode() for m in OutboxMessage.objects.filter(purpose="chase").values_list("message_id", flat=True)}
     seconds = max((span["last"] - span["first"]).total_seconds(), 1e-6) if span["first"] else 1e-6
     rate = len(per_case) / seconds
+    sent = OutboxMessage.objects.filter(purpose="chase", sent_at__isnull=False)
+    sent_span = sent.aggregate(first=Min("sent_at"), last=Max("sent_at"), n=Count("id"))
+    send_seconds = max((sent_span["last"] - sent_span["first"]).total_seconds(), 1e-6) if sent_span["n"] else 1e-6
+    end_to_end = max((sent_span["last"] - span["first"]).total_seconds(), 1e-6) if sent_span["n"] and span["first"] \
+        else 1e-6
     return {
-        "db": db, "cases": None, "workers": workers, "batch": batch, "kills": kills,
+        "db": db, "cases": None, "workers": workers,
+        "outbox_connections": settings.CLOSELOOP_OUTBOX_CONNECTIONS, "smtp_delay_ms": smtp_delay_ms,
+        "batch": batch, "kills": kills,
         "expected": len(due), "performed": len(per_case), "lost": len(set(due) - set(per_case)),
         "duplicated": sum(c - 1 for c in counts.values()),
         "mail_received": sum(c for mid, c in received.items() if mid in chase_ids),
         "duplicate_sends": sum(c - 1 for mid, c in received.items() if mid in chase_ids),
         "swept_after_kills": swept,
         "followups_per_s": round(rate, 1), "per_worker_per_s": round(rate / workers, 1),
-        "chase_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
+        "sent_per_s": round(sent_span["n"] / send_seconds, 1),
+        "end_to_end_per_s": round(min(len(per_case), sent_span["n"]) / end_to_end, 1),
+        "chase_seconds": round(seconds, 1), "send_seconds": round(send_seconds, 1), "wall_seconds": round(wall, 1),
+        "load_avg_at_start": round(load[0], 2),
+        "worker_cpu_s": round(children, 1),
+        "worker_busy_cpu_s": round(work_cpu, 1),
+        # per busy CPU-second (start-up and idle tail left out); only without kills (a killed worker reports nothing)
+        "followups_per_worker_cpu_s": round(len(per_case) / work_cpu, 1) if work_cpu and not kills else None,
+        "smtp_server_cpu_s": round(own, 1), "postgres_cpu_s": pg,
+        "cpu_per_wall_s": round((children + own + (pg or 0)) / wall, 2) if wall else None,
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
         "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,
@@ -229,6 +316,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=200, help="cases a worker claims at once")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="the first case falls due S seconds after the workers start (delay without start-up)")
+    parser.add_argument("--smtp-delay-ms", type=float, default=0.0,
+                        help="the SMTP server takes this long to accept each message (a real MTA's queue write)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = sorted({1, *(int(w) for w in str(args.workers).split(","))})
@@ -240,7 +329,7 @@ def main() -> int:
         template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
         fill_s = round(time.monotonic() - started, 1)
         rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
-                    else 0.0, args.warmup) for i, w in enumerate(counts)]
+                    else 0.0, args.warmup, cluster, args.smtp_delay_ms) for i, w in enumerate(counts)]
     finally:
         if cluster is not None:
             from django.db import connections

@@ -280,3 +280,11 @@ def _cache(url: str) -> dict[str, object]:
 
 CLOSELOOP_CACHE_URL = env("CLOSELOOP_CACHE_URL", "db://closeloop_cache")
 CACHES = {"default": _cache(CLOSELOOP_CACHE_URL)}
+
+# ---- followups (outbox delivery speed)
+# SMTP connections one worker delivers over at once (each its own thread and share of the claimed rows).
+CLOSELOOP_OUTBOX_CONNECTIONS = max(1, envint("CLOSELOOP_OUTBOX_CONNECTIONS", 4))
+# Accepted messages recorded as sent in one UPDATE: at most this many, or after CLOSELOOP_OUTBOX_MARK_MS.
+# A worker killed meanwhile resends at most these (plus two per connection), each with its same Message-ID.
+CLOSELOOP_OUTBOX_MARK_GROUP = max(1, envint("CLOSELOOP_OUTBOX_MARK_GROUP", 20))
+CLOSELOOP_OUTBOX_MARK_MS = max(0, envint("CLOSELOOP_OUTBOX_MARK_MS", 200))

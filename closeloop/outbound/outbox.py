@@ -1,25 +1,30 @@
 """The outbox: enqueue in the caller's transaction, deliver from a worker.
 
 Delivery loop (`deliver_due`):
-1. pick the earliest due pending row (or a `sending` row whose claim expired: its
-   worker died);
-2. claim it by compare-and-set on (status, claimed_until); zero rows means another
-   worker has it;
-3. hand it to SMTP with its fixed Message-ID;
-4. mark it sent, or push `due_at` out with exponential backoff; after MAX_ATTEMPTS, or on
-   a permanent refusal (5xx), mark it failed and record a `mail_failed` event on the case.
+1. claim the earliest due pending rows (and `sending` rows whose claim expired: their
+   worker died) by compare-and-set on (status, claimed_until), in one statement; a row
+   another worker holds is skipped;
+2. hand them to SMTP with their fixed Message-IDs, over several sessions at once
+   (`CLOSELOOP_OUTBOX_CONNECTIONS`);
+3. record accepted ones as sent in small bounded groups, or push `due_at` out with
+   exponential backoff; after MAX_ATTEMPTS, or on a permanent refusal (5xx), mark the row
+   failed and record a `mail_failed` event on the case.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import smtplib
+import threading
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -186,66 +191,171 @@ def build_email(row: OutboxMessage, connection: object | None = None) -> EmailMe
                         headers=headers, connection=connection)  # type: ignore[arg-type]
 
 
-def deliver_due(limit: int = 100, now: datetime | None = None) -> int:
-    """Send up to `limit` due messages over one SMTP connection; returns how many were sent.
+def max_unrecorded() -> int:
+    """The most messages a worker killed mid-delivery can have had accepted without recording them."""
+    connections = settings.CLOSELOOP_OUTBOX_CONNECTIONS
+    return settings.CLOSELOOP_OUTBOX_MARK_GROUP + (2 * connections if connections > 1 else 0)
 
-    Each row is marked sent right after the SMTP server accepted it, so a worker killed
-    mid-batch resends at most the one message in flight (with its fixed Message-ID); the
-    rest of its claim is picked up by another worker when the claim runs out."""
+
+def deliver_due(limit: int = 100, now: datetime | None = None) -> int:
+    """Send up to `limit` due messages; returns how many the SMTP server accepted.
+
+    The claimed rows are shared out over `CLOSELOOP_OUTBOX_CONNECTIONS` SMTP sessions, each
+    in its own thread (the threads only talk SMTP; this thread does every database write).
+    Accepted messages are recorded as sent in groups of at most `CLOSELOOP_OUTBOX_MARK_GROUP`
+    rows or `CLOSELOOP_OUTBOX_MARK_MS` milliseconds, so a worker killed mid-batch resends at
+    most `MARK_GROUP + 2 × CONNECTIONS` messages (`max_unrecorded()`), each with its fixed
+    Message-ID; the rest of its claim is picked up by another worker when the claim runs out."""
     rows = _claim(now or timezone.now(), limit)
     if not rows:
         return 0
-    sent = 0
+    lanes = min(settings.CLOSELOOP_OUTBOX_CONNECTIONS, len(rows))
+    stop = threading.Event()
+    if lanes == 1:
+        return _record(_lane(rows, stop), stop)
+    # Bounded: a lane waits while this thread records, so at most MARK_GROUP + 2 × lanes accepted
+    # messages are ever unrecorded (the group, the queue, one more per lane).
+    results: queue.Queue[tuple[OutboxMessage | None, Exception | None]] = queue.Queue(maxsize=lanes)
+    threads = [threading.Thread(target=_lane_into, args=(rows[i::lanes], stop, results), daemon=True,
+                                name=f"outbox-{i}") for i in range(lanes)]
+    for thread in threads:
+        thread.start()
+    try:
+        return _record(_gather(results, lanes), stop)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def _lane(rows: Sequence[OutboxMessage], stop: threading.Event) -> Iterator[tuple[OutboxMessage, Exception | None]]:
+    """One SMTP session sending `rows` in order: yields (row, None) when accepted, (row, error) otherwise."""
     smtp = get_connection(fail_silently=False)
     try:
         try:
-            smtp.open()  # one session for the batch; a failed send reconnects for the next row
+            smtp.open()  # one session for the lane; a failed send reconnects for the next row
         except (OSError, smtplib.SMTPException):
             log.info("SMTP server unreachable; each message will retry", exc_info=True)
         for row in rows:
-            sent += _deliver_one(row, smtp)
+            if stop.is_set():
+                return
+            yield row, _send(row, smtp)
     finally:
         try:
             smtp.close()
         except Exception:
             log.debug("closing SMTP connection failed", exc_info=True)
+
+
+def _lane_into(rows: Sequence[OutboxMessage], stop: threading.Event,
+               results: queue.Queue[tuple[OutboxMessage | None, Exception | None]]) -> None:
+    """A lane in its own thread; ends with (None, the error that stopped it, if any)."""
+    error: Exception | None = None
+    try:
+        for outcome in _lane(rows, stop):
+            _put(results, outcome, stop)
+    except Exception as exc:  # noqa: BLE001 - a bug, not an SMTP refusal: re-raised by the recording thread
+        error = exc
+    finally:
+        _put(results, (None, error), stop)
+
+
+def _put(results: queue.Queue[tuple[OutboxMessage | None, Exception | None]],
+         item: tuple[OutboxMessage | None, Exception | None], stop: threading.Event) -> None:
+    """Hand an outcome to the recording thread, or drop it once that thread has stopped listening."""
+    while not stop.is_set():
+        try:
+            results.put(item, timeout=0.05)
+            return
+        except queue.Full:
+            continue
+
+
+def _gather(results: queue.Queue[tuple[OutboxMessage | None, Exception | None]],
+            lanes: int) -> Iterator[tuple[OutboxMessage, Exception | None] | None]:
+    """The lanes' outcomes as they come; None now and then while none comes (time to record a group)."""
+    done, first_error = 0, None
+    wait = max(settings.CLOSELOOP_OUTBOX_MARK_MS, 1) / 1000
+    while done < lanes:
+        try:
+            row, error = results.get(timeout=wait)
+        except queue.Empty:
+            yield None
+            continue
+        if row is None:
+            done, first_error = done + 1, first_error or error
+        else:
+            yield row, error
+    if first_error is not None:
+        raise first_error
+
+
+def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], stop: threading.Event) -> int:
+    """Record the outcomes: accepted rows as sent in bounded groups, refusals and errors as failures."""
+    accepted: list[OutboxMessage] = []
+    since, sent = 0.0, 0
+    group, wait = settings.CLOSELOOP_OUTBOX_MARK_GROUP, settings.CLOSELOOP_OUTBOX_MARK_MS / 1000
+    try:
+        for outcome in outcomes:
+            if outcome is not None:
+                row, error = outcome
+                if error is None:
+                    since = since if accepted else time.monotonic()
+                    accepted.append(row)
+                    sent += 1
+                else:
+                    _failed_with(row, error)
+            if accepted and (len(accepted) >= group or time.monotonic() - since >= wait):
+                _mark_sent(accepted, timezone.now())
+                accepted = []
+    except BaseException:
+        stop.set()  # the lanes send nothing more; what they sent unrecorded is resent with its Message-ID
+        raise
+    if accepted:
+        _mark_sent(accepted, timezone.now())
     return sent
 
 
-def _deliver_one(row: OutboxMessage, connection: object) -> int:
+def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
+    """Hand one row to SMTP; None when the server accepted it, else what went wrong."""
     try:
-        build_email(row, connection).send()
-    except smtplib.SMTPResponseException as exc:
-        _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
-        return 0
-    except smtplib.SMTPRecipientsRefused as exc:
-        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=True)
-        return 0
+        build_email(row, smtp).send()
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as exc:
+        return exc
     except (OSError, smtplib.SMTPException) as exc:
+        if hasattr(smtp, "connection"):
+            smtp.connection = None  # force a reconnect for the next message
+        return exc
+    return None
+
+
+def _failed_with(row: OutboxMessage, exc: Exception) -> None:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=True)
+    else:
         _failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
-        if hasattr(connection, "connection"):
-            connection.connection = None  # force a reconnect for the next message
-        return 0
-    _mark_sent(row, timezone.now())
-    return 1
 
 
-def _mark_sent(row: OutboxMessage, now: datetime) -> None:
-    """The row and its conversation message are sent: one statement on PostgreSQL (one round
-    trip per message matters at hundreds a second), two on SQLite."""
+def _mark_sent(rows: Sequence[OutboxMessage], now: datetime) -> None:
+    """The rows and their conversation messages are sent: one statement on PostgreSQL (one
+    round trip per group matters at hundreds a second), two in one transaction on SQLite."""
+    ids, message_ids = [row.pk for row in rows], [row.message_id for row in rows]
     if connection.vendor != "postgresql":
-        OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.SENT, sent_at=now,
-                                                       claimed_until=None)
-        Message.objects.filter(message_id=row.message_id).update(status=Message.Status.SENT)
+        with transaction.atomic():
+            OutboxMessage.objects.filter(pk__in=ids).update(status=OutboxMessage.Status.SENT, sent_at=now,
+                                                            claimed_until=None)
+            Message.objects.filter(message_id__in=message_ids).update(status=Message.Status.SENT)
         return
     qn = connection.ops.quote_name
     outbox, messages = qn(OutboxMessage._meta.db_table), qn(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH sent AS (UPDATE {outbox} SET status = %s, sent_at = %s, claimed_until = NULL "  # noqa: S608
-            f"WHERE id = %s RETURNING message_id) UPDATE {messages} SET status = %s "
+            f"WHERE id = ANY(%s) RETURNING message_id) UPDATE {messages} SET status = %s "
             f"WHERE message_id IN (SELECT message_id FROM sent)",
-            [OutboxMessage.Status.SENT.value, now, row.pk, Message.Status.SENT.value])
+            [OutboxMessage.Status.SENT.value, now, ids, Message.Status.SENT.value])
 
 
 def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
