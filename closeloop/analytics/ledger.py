@@ -120,7 +120,9 @@ def extend_many(events: Sequence[Event]) -> None:
             _advance(known[case_id], previous, opened[-1], event)
         Interval.objects.bulk_update(closed, ["end", "seconds"])
         Interval.objects.bulk_create(opened)
-        CaseFacts.objects.bulk_update([known[c.case_id] for c in closed], facts.FIELDS)
+        moved = [known[c.case_id] for c in closed]  # rewritten whole: two statements instead of a 40-column
+        CaseFacts.objects.filter(case_id__in=[f.case_id for f in moved]).delete()  # CASE per column and row
+        CaseFacts.objects.bulk_create(moved)
         if late:
             rebuild_cases(late)
 
