@@ -23,11 +23,13 @@ TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO 
 # 1 the analytics ledger's first interval, 2 queue the acknowledgement (outbox row,
 # inserted first: a fresh key needs no SELECT; outbound message), 1 hands it to
 # understanding (a case opened in this transaction has no pending job to look for),
-# 1 finishes. Request types and teams come from the lookup cache. Before the cuts: 25, then 20.
-NEW_MAIL_QUERIES = 17
+# 1 finishes, 1 the case's analytics facts row. Request types and teams come from the lookup
+# cache. Before the cuts: 25, then 20.
+NEW_MAIL_QUERIES = 18
 # A reply quoting its reference: 1 raw row, 1 Message-ID, 1 the referenced case, 3 record
-# the message (message, case, event), 1 understanding (a job is already pending), 1 finish.
-REPLY_QUERIES = 11
+# the message (message, case, event), 1 understanding (a job is already pending), 1 finish,
+# 2 the analytics facts row (read, write) beside the ledger's interval.
+REPLY_QUERIES = 13
 
 
 def _queries(raw: bytes, external_id: str) -> tuple[list[str], str]:
