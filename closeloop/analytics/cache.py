@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -53,12 +53,22 @@ def remembered(scope: Scope, what: str, compute: Callable[[], T]) -> T:
     ttl = seconds()
     if ttl <= 0:
         return compute()
-    name = key(scope, what)
-    found = cache.get(name)
-    if found is None:
-        found = compute()
-        cache.set(name, found, ttl)
-    return found
+    return cast(T, cache.get_or_set(key(scope, what), compute, ttl))
+
+
+WHAT_IF_SECONDS = 15 * 60
+
+
+def what_if(scope: Scope, options: object, compute: Callable[[], T]) -> T:
+    """The what-if answer for this viewer, period, team and choice, kept for WHAT_IF_SECONDS: not keyed by
+    the newest event like the report, since weeks of history barely move in that time and replaying the
+    model on every view of a busy office would keep a CPU busy."""
+    staff = scope.staff
+    days = round((scope.end - scope.start).total_seconds() / 86400)
+    parts = ["what-if", None if staff is None else (staff.pk, staff.role), scope.team_id, days, options,
+             int(scope.now.timestamp() // WHAT_IF_SECONDS)]
+    name = "closeloop-analytics:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+    return cast(T, cache.get_or_set(name, compute, WHAT_IF_SECONDS))
 
 
 def recall(scope: Scope, what: str) -> object | None:

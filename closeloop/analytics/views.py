@@ -3,13 +3,11 @@ and the Prometheus endpoint."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache as django_cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -160,9 +158,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(timezone.now()), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-WHAT_IF_SECONDS = 15 * 60
-
-
 def _what_if_options(request: HttpRequest) -> whatif.Options:
     try:
         extra = int(request.GET.get("extra", "1"))
@@ -184,17 +179,11 @@ def what_if(request: HttpRequest) -> HttpResponse:
         scope, options = _scope(request, staff), _what_if_options(request)
     except BadScope as exc:
         return HttpResponseBadRequest(str(exc))
-    key = "closeloop-whatif:" + hashlib.sha256(repr([
-        staff.pk, staff.role, scope.team_id, request.GET.get("days", "28"), options,
-        int(scope.now.timestamp() // WHAT_IF_SECONDS)]).encode()).hexdigest()
-    answer = django_cache.get(key)
-    problem = ""
-    if answer is None:
-        try:
-            answer = whatif.what_if(scope, options)
-            django_cache.set(key, answer, WHAT_IF_SECONDS)
-        except whatif.NothingToModel as exc:
-            problem = str(exc)
+    answer, problem = None, ""
+    try:
+        answer = cache.what_if(scope, options, lambda: whatif.what_if(scope, options))
+    except whatif.NothingToModel as exc:
+        problem = str(exc)
     chart, rows, check = None, _scenario_rows(answer), _check_rows(answer)
     if answer is not None and answer.results:
         chart = svg.bars("Time to first answer by scenario (p50 / p90 h)", [r.name for r in answer.results], {
