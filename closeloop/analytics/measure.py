@@ -3,71 +3,100 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef
-
-from closeloop.cases.models import Event, Role, Staff
+from closeloop.cases.models import Role, Staff
 
 from . import patterns
-from .data import Scope, case_rows, spans
-from .simulate import HOUR, Inputs, offsets
+from .data import Scope, Span, case_rows, spans
+from .simulate import HOUR, Inputs, Trace, offsets
 from .stats import percentile
+
+TRIAGE_SHARE_SYNTHETIC = 0.15
 
 
 def coordinators(scope: Scope) -> int:
+    """The team's coordinators on the roster (for a synthetic stream, which has no recorded owners)."""
     people = Staff.objects.filter(role=Role.COORDINATOR, is_active=True, auto_assign=True)
     if scope.team_id:
         people = people.filter(teams=scope.team_id)
     return max(1, people.distinct().count())
 
 
-def _share(cases, kind: str) -> float:  # type: ignore[no-untyped-def]
-    total = cases.count()
-    if not total:
-        return 0.0
-    return cases.filter(Exists(Event.objects.filter(case=OuterRef("pk"), kind=kind))).count() / total
+def attention(held: Iterable[Span]) -> dict[tuple[int, datetime], float]:
+    """For each span an owner held, keyed (case, start): the seconds of the owner's time it received,
+    counting 1/n for every second the owner held n cases at once."""
+    by_owner: dict[int, list[Span]] = defaultdict(list)
+    for span in held:
+        if span.owner_id is not None:
+            by_owner[span.owner_id].append(span)
+    out: dict[tuple[int, datetime], float] = {}
+    for owned in by_owner.values():
+        changes = sorted([(s.start, 1) for s in owned] + [(s.end, -1) for s in owned])
+        running, at, holding, prev = 0.0, {}, 0, None
+        for t, step in changes:  # running = ∫ 1/n dt up to t
+            if prev is not None and holding:
+                running += (t - prev).total_seconds() / holding
+            at[t], holding, prev = running, holding + step, t
+        for s in owned:
+            out[(s.case_id, s.start)] = out.get((s.case_id, s.start), 0.0) + at[s.end] - at[s.start]
+    return out
 
 
 def recorded(scope: Scope) -> Inputs:
+    """Each case of the period as a trace: when it arrived, who owned it and, up to its first answer (or
+    up to now), how much of its owner's time it took and how long it waited on whom."""
     cases = scope.cases()
-    rows = [r for r in case_rows(cases) if not r.merged]
-    answered = {r.id: r.first_reply_at for r in rows if r.first_reply_at}
-    held: dict[int, dict[str, float]] = {i: {} for i in answered}
-    triage: list[float] = []
-    for span in spans(cases, scope.now):
-        seconds = (span.end - span.start).total_seconds()
+    rows = sorted((r for r in case_rows(cases) if not r.merged), key=lambda r: r.opened_at)
+    until = {r.id: r.first_reply_at or scope.now for r in rows}
+    in_triage = {r.id for r in rows if r.stage == "triage"}  # says how long the queue is, not how long triage takes
+    every = spans(cases, scope.now)
+    share = attention(s for s in every if s.party == "owner" and s.stage != "triage")
+    held: dict[int, dict[str, float]] = defaultdict(dict)
+    owners: dict[int, dict[int, float]] = defaultdict(dict)
+    for span in every:
+        if span.case_id not in until or span.start >= until[span.case_id]:
+            continue
+        seconds = (min(span.end, until[span.case_id]) - span.start).total_seconds()
         if span.stage == "triage":
-            if span.end < scope.now:  # a case still in triage says how long the queue is, not how long triage takes
-                triage.append(seconds)
-        elif span.case_id in answered and span.start < answered[span.case_id]:
-            seconds = (min(span.end, answered[span.case_id]) - span.start).total_seconds()
-            held[span.case_id][span.party] = held[span.case_id].get(span.party, 0.0) + seconds
+            party = "" if span.case_id in in_triage else "triage"
+        elif span.party == "owner" and span.owner_id is not None:
+            party, whole = "work", (span.end - span.start).total_seconds()
+            seconds = share.get((span.case_id, span.start), 0.0) * (seconds / whole if whole else 0.0)
+            owners[span.case_id][span.owner_id] = owners[span.case_id].get(span.owner_id, 0.0) + seconds
+        else:
+            party = {"owner": "waiting", "external": "requester"}.get(span.party, span.party)
+        if party:
+            held[span.case_id][party] = held[span.case_id].get(party, 0.0) + seconds
+    people = {o: i for i, o in enumerate(sorted({o for by in owners.values() for o in by}))}
     answers = [(r.first_reply_at - r.opened_at).total_seconds() for r in rows if r.first_reply_at]
-    return Inputs(
-        arrivals=offsets([r.opened_at for r in rows], scope.start), horizon=(scope.end - scope.start).total_seconds(),
-        coordinators=coordinators(scope), triage_spans=triage, p_triage=_share(cases, "sent_to_triage"),
-        profiles=[(h.get("owner", 0.0), h.get("requester", 0.0) + h.get("external", 0.0), h.get("specialist", 0.0))
-                  for h in held.values()],
-        measured_p50=percentile(answers, 0.5), measured_p90=percentile(answers, 0.9),
-    )
+    traces = [Trace(arrival=(r.opened_at - scope.start).total_seconds(), work=held[r.id].get("work", 0.0),
+                    owner=people[max(owners[r.id], key=owners[r.id].__getitem__)] if owners[r.id] else -1,
+                    waiting=held[r.id].get("waiting", 0.0), requester=held[r.id].get("requester", 0.0),
+                    specialist=held[r.id].get("specialist", 0.0), triage=held[r.id].get("triage", 0.0),
+                    answered=r.first_reply_at is not None) for r in rows]
+    return Inputs(cases=traces, horizon=(scope.end - scope.start).total_seconds(), coordinators=max(1, len(people)),
+                  triage_spans=[h["triage"] for h in held.values() if "triage" in h],
+                  measured_p50=percentile(answers, 0.5), measured_p90=percentile(answers, 0.9))
 
 
 def synthetic(scope: Scope, per_day: float, seed: int = 1) -> Inputs:
     rng = random.Random(seed)
     days = (scope.end - scope.start) / timedelta(days=1)
-    return Inputs(
-        arrivals=offsets(patterns.arrivals(rng, scope.start, days, per_day), scope.start),
-        horizon=(scope.end - scope.start).total_seconds(), coordinators=coordinators(scope),
-        profiles=[_synthetic_profile(rng) for _ in range(1000)], triage_spans=[], p_triage=0.15,
-    )
+    people = coordinators(scope)
+    traces = [_synthetic_profile(rng, t, rng.randrange(people))
+              for t in offsets(patterns.arrivals(rng, scope.start, days, per_day), scope.start)]
+    return Inputs(cases=traces, horizon=(scope.end - scope.start).total_seconds(), coordinators=people)
 
 
-def _synthetic_profile(rng: random.Random) -> tuple[float, float, float]:
+def _synthetic_profile(rng: random.Random, arrival: float, owner: int) -> Trace:
     kind = patterns.request_type(rng)
-    team = patterns.delay_hours(rng, (1.0, 6.0)) * HOUR
     requester = (patterns.delay_hours(rng, patterns.REQUESTER_DELAY_HOURS) * HOUR
                  if rng.random() < patterns.MISSING_INFO_RATE[kind] else 0.0)
     specialist = (patterns.delay_hours(rng, patterns.SPECIALIST_DELAY_HOURS) * HOUR
                   if rng.random() < patterns.SPECIALIST_RATE.get(kind, 0.0) else 0.0)
-    return team, requester, specialist
+    triage = patterns.delay_hours(rng, (0.25, 2.0)) * HOUR if rng.random() < TRIAGE_SHARE_SYNTHETIC else 0.0
+    return Trace(arrival=arrival, work=patterns.delay_hours(rng, (0.5, 2.0)) * HOUR, owner=owner,
+                 requester=requester, specialist=specialist, triage=triage)

@@ -209,7 +209,7 @@ def _scenario_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
         return None if r is base or not value or not before else round(100 * (value - before) / before)
 
     return [{"name": r.name, "p50": _hours(r.p50), "p90": _hours(r.p90), "answered": round(r.answered),
-             "backlog": round(r.mean_backlog, 1), "backlog_end": round(r.final_backlog, 1),
+             "backlog": round(r.mean_backlog, 1), "backlog_end": round(r.final_backlog, 1), "busy": round(100 * r.busy),
              "change50": change(r.p50, base.p50, r), "change90": change(r.p90, base.p90, r)}
             for r in answer.results]
 

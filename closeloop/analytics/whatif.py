@@ -62,7 +62,7 @@ class WhatIf:
 def inputs_for(scope: Scope, options: Options) -> Inputs:
     inputs = (measure.synthetic(scope, options.synthetic_per_day) if options.synthetic_per_day
               else measure.recorded(scope))
-    if not inputs.arrivals:
+    if not inputs.cases:
         raise NothingToModel("no arrivals to replay in that period; choose a longer period or a synthetic stream")
     return inputs
 
@@ -72,7 +72,7 @@ def validate(inputs: Inputs, base: Policy, options: Options) -> Validation:
         raise NothingToModel("no case was answered in that period, so there is nothing to validate the model against")
     policy = calibrate(inputs, base)
     result = replicate(inputs, policy, "model of the recorded history", options.runs)
-    return Validation(len(inputs.arrivals), inputs.coordinators, policy.work_share, inputs.measured_p50,
+    return Validation(len(inputs.cases), inputs.coordinators, policy.work_share, inputs.measured_p50,
                       inputs.measured_p90, result, (error(result.p50, inputs.measured_p50),
                                                     error(result.p90, inputs.measured_p90)), options.tolerance)
 
@@ -95,6 +95,6 @@ def what_if(scope: Scope, options: Options) -> WhatIf:
         validation = validate(inputs, base, options)
         base = replace(base, work_share=validation.work_share)
         if not validation.trusted and not options.force:
-            return WhatIf(options, len(inputs.arrivals), inputs.coordinators, validation)
+            return WhatIf(options, len(inputs.cases), inputs.coordinators, validation)
     results = [replicate(inputs, policy, name, options.runs) for name, policy in scenarios(base, options)]
-    return WhatIf(options, len(inputs.arrivals), inputs.coordinators, validation, results)
+    return WhatIf(options, len(inputs.cases), inputs.coordinators, validation, results)

@@ -28,3 +28,16 @@ def answered_referrals(coordinator: Staff, request_type: RequestType, start: dat
             actions.record_inbound_message(case, actions.Actor.requester(), sender="r@example.com", subject="",
                                            body="here", now=t)
         actions.approve_and_send(case, casey, body="Booked.", now=t + timedelta(hours=rng.uniform(0.5, 4)))
+
+
+def answered_in_lockstep(coordinator: Staff, request_type: RequestType, start: datetime, *, n: int = 60,
+                         hours: float = 1.0) -> None:
+    """n requests arriving at once, every one answered exactly `hours` later: a history no queue of
+    coordinators produces (whoever works the first cases answers them sooner), for a model to reject."""
+    party, _ = Party.objects.get_or_create(email="r@example.com", defaults={"name": "R"})
+    casey = actions.Actor.of(coordinator)
+    for i in range(n):
+        case = actions.open_case(actor=actions.Actor.system(), subject=f"{request_type.name} {i}", requester=party,
+                                 request_type=request_type, now=start)
+        actions.assign(case, casey, owner=coordinator, now=start)
+        actions.approve_and_send(case, casey, body="Booked.", now=start + timedelta(hours=hours))

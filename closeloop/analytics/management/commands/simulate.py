@@ -57,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError("the model does not reproduce the recorded history; scenarios withheld (--force)")
         self.stdout.write("")
         self.stdout.write(f"{'scenario':28} {'p50 h':>7} {'p90 h':>7} {'answered':>9} {'backlog avg':>12} "
-                          f"{'backlog end':>12}")
+                          f"{'backlog end':>12} {'busy':>6}")
         for r in answer.results:
             self.stdout.write(_row(r))
 
@@ -73,7 +73,7 @@ class Command(BaseCommand):
 
 def _row(r: Result) -> str:
     return (f"{r.name:28} {_h(r.p50):>7} {_h(r.p90):>7} {r.answered:>9.0f} {r.mean_backlog:>12.1f} "
-            f"{r.final_backlog:>12.1f}")
+            f"{r.final_backlog:>12.1f} {r.busy:>6.0%}")
 
 
 def _pct(e: float | None) -> str:
