@@ -57,16 +57,19 @@ def remembered(scope: Scope, what: str, compute: Callable[[], T]) -> T:
 
 
 WHAT_IF_SECONDS = 15 * 60
+WHAT_IF_EVENTS = 100
 
 
 def what_if(scope: Scope, options: object, compute: Callable[[], T]) -> T:
-    """The what-if answer for this viewer, period, team and choice, kept for WHAT_IF_SECONDS: not keyed by
-    the newest event like the report, since weeks of history barely move in that time and replaying the
-    model on every view of a busy office would keep a CPU busy."""
+    """The what-if answer for this viewer, period, team and choice, kept for WHAT_IF_SECONDS or until
+    WHAT_IF_EVENTS more events have been written: not keyed by the newest event like the report, since
+    weeks of history barely move with one event and replaying the model on every view of a busy office
+    would keep a CPU busy; but a burst (a demo replay, a morning's mail) shows within a view or two."""
     staff = scope.staff
     days = round((scope.end - scope.start).total_seconds() / 86400)
+    newest = Event.objects.aggregate(m=Max("id"))["m"] or 0
     parts = ["what-if", None if staff is None else (staff.pk, staff.role), scope.team_id, days, options,
-             int(scope.now.timestamp() // WHAT_IF_SECONDS)]
+             int(scope.now.timestamp() // WHAT_IF_SECONDS), newest // WHAT_IF_EVENTS]
     name = "closeloop-analytics:" + hashlib.sha256(repr(parts).encode()).hexdigest()
     return cast(T, cache.get_or_set(name, compute, WHAT_IF_SECONDS))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from closeloop.cases.models import Role, Staff
@@ -15,6 +16,7 @@ from .simulate import HOUR, Inputs, Trace, offsets
 from .stats import percentile
 
 TRIAGE_SHARE_SYNTHETIC = 0.15
+WORK_CAP_PERCENTILE = 0.9
 
 
 def coordinators(scope: Scope) -> int:
@@ -45,6 +47,18 @@ def attention(held: Iterable[Span]) -> dict[tuple[int, datetime], float]:
     return out
 
 
+def _picked_up(every: list[Span]) -> list[Span]:
+    """A case waiting in the team's queue with no owner waits for the person who takes it: its unowned time
+    counts as held by its first owner, so in the model it queues behind that person's other work (and more
+    people shorten it) instead of being a fixed delay."""
+    first: dict[int, int] = {}
+    for span in sorted(every, key=lambda s: s.start):
+        if span.owner_id is not None and span.party == "owner":
+            first.setdefault(span.case_id, span.owner_id)
+    return [replace(s, owner_id=first[s.case_id]) if s.party == "owner" and s.owner_id is None
+            and s.stage != "triage" and s.case_id in first else s for s in every]
+
+
 def recorded(scope: Scope) -> Inputs:
     """Each case of the period as a trace: when it arrived, who owned it and, up to its first answer (or
     up to now), how much of its owner's time it took and how long it waited on whom."""
@@ -52,7 +66,7 @@ def recorded(scope: Scope) -> Inputs:
     rows = sorted((r for r in case_rows(cases) if not r.merged), key=lambda r: r.opened_at)
     until = {r.id: r.first_reply_at or scope.now for r in rows}
     in_triage = {r.id for r in rows if r.stage == "triage"}  # says how long the queue is, not how long triage takes
-    every = spans(cases, scope.now)
+    every = _picked_up(spans(cases, scope.now))
     share = attention(s for s in every if s.party == "owner" and s.stage != "triage")
     held: dict[int, dict[str, float]] = defaultdict(dict)
     owners: dict[int, dict[int, float]] = defaultdict(dict)
@@ -77,9 +91,19 @@ def recorded(scope: Scope) -> Inputs:
                     waiting=held[r.id].get("waiting", 0.0), requester=held[r.id].get("requester", 0.0),
                     specialist=held[r.id].get("specialist", 0.0), triage=held[r.id].get("triage", 0.0),
                     answered=r.first_reply_at is not None) for r in rows]
-    return Inputs(cases=traces, horizon=(scope.end - scope.start).total_seconds(), coordinators=max(1, len(people)),
-                  triage_spans=[h["triage"] for h in held.values() if "triage" in h],
+    return Inputs(cases=_winsorised(traces), horizon=(scope.end - scope.start).total_seconds(),
+                  coordinators=max(1, len(people)), triage_spans=[h["triage"] for h in held.values() if "triage" in h],
                   measured_p50=percentile(answers, 0.5), measured_p90=percentile(answers, 0.9))
+
+
+def _winsorised(traces: list[Trace]) -> list[Trace]:
+    """A case its owner held far longer than most (a week on someone's desk) was mostly not being worked:
+    its work beyond the answered cases' 90th percentile counts as waiting, so it does not hold its owner
+    in the model while other cases queue behind it."""
+    cap = percentile([t.work for t in traces if t.answered], WORK_CAP_PERCENTILE)
+    if cap is None:
+        return traces
+    return [t if t.work <= cap else replace(t, work=cap, waiting=t.waiting + t.work - cap) for t in traces]
 
 
 def synthetic(scope: Scope, per_day: float, seed: int = 1) -> Inputs:
@@ -88,7 +112,7 @@ def synthetic(scope: Scope, per_day: float, seed: int = 1) -> Inputs:
     people = coordinators(scope)
     traces = [_synthetic_profile(rng, t, rng.randrange(people))
               for t in offsets(patterns.arrivals(rng, scope.start, days, per_day), scope.start)]
-    return Inputs(cases=traces, horizon=(scope.end - scope.start).total_seconds(), coordinators=people)
+    return Inputs(cases=_winsorised(traces), horizon=(scope.end - scope.start).total_seconds(), coordinators=people)
 
 
 def _synthetic_profile(rng: random.Random, arrival: float, owner: int) -> Trace:

@@ -54,12 +54,12 @@ class Replay:
     def __init__(self, *, staff: httpx.Client, staff_name: str, specialist: httpx.Client, specialist_name: str,
                  channels: Channels,
                  per_day: float, capacity_per_hour: float, speed: float, seed: int = 7,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.staff, self.specialist, self.specialist_name = staff, specialist, specialist_name
         self.staff_name, self.now = staff_name, 0.0
         self._stuck: set[str] = set()  # cases the API refused an action on: left to the humans
         self.channels, self.per_day, self.capacity, self.speed = channels, per_day, capacity_per_hour, speed
-        self.rng, self.sleep, self.tally = random.Random(seed), sleep, Tally()
+        self.rng, self.sleep, self.clock, self.tally = random.Random(seed), sleep, clock, Tally()
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._asked: set[str] = set()
@@ -75,12 +75,12 @@ class Replay:
         step = HOUR / self.capacity
         for k in range(int(days * 86400 / step)):
             self.at(k * step, self._work)
-        began = time.monotonic()
+        began = self.clock()
         while self._queue:
             t, _, action = heapq.heappop(self._queue)
             if t > days * 86400:
                 break
-            self.sleep(max(0.0, t / self.speed - (time.monotonic() - began)))
+            self.sleep(max(0.0, t / self.speed - (self.clock() - began)))
             self.now = t
             try:
                 action()

@@ -184,23 +184,25 @@ def what_if(request: HttpRequest) -> HttpResponse:
         answer = cache.what_if(scope, options, lambda: whatif.what_if(scope, options))
     except whatif.NothingToModel as exc:
         problem = str(exc)
-    chart, rows, check = None, _scenario_rows(answer), _check_rows(answer)
+    unit, per = answer.unit() if answer is not None else ("h", 3600.0)
+    chart, rows, check = None, _scenario_rows(answer, per), _check_rows(answer, per)
     if answer is not None and answer.results:
-        chart = svg.bars("Time to first answer by scenario (p50 / p90 h)", [r.name for r in answer.results], {
-            "p50": [_hours(r.p50) for r in answer.results], "p90": [_hours(r.p90) for r in answer.results]})
+        chart = svg.bars(f"Time to first answer by scenario (p50 / p90 {unit})", [r.name for r in answer.results], {
+            "p50": [_in(r.p50, per) for r in answer.results], "p90": [_in(r.p90, per) for r in answer.results]})
     fragment = request.headers.get("HX-Request") == "true"
     return render(request, "analytics/_whatif.html" if fragment else "analytics/whatif.html", {
         "answer": answer, "problem": problem, "chart": chart, "rows": rows, "check": check, "options": options,
+        "unit": unit,
         "teams": Team.objects.all(),
         "query": request.GET.urlencode(), "triage": round(options.triage_share * 100),
     })
 
 
-def _hours(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / 3600, 1)
+def _in(seconds: float | None, per: float) -> float | None:
+    return None if seconds is None else round(seconds / per, 1)
 
 
-def _scenario_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
+def _scenario_rows(answer: whatif.WhatIf | None, per: float) -> list[dict[str, Any]]:
     if answer is None or not answer.results:
         return []
     base = answer.results[0]
@@ -208,17 +210,17 @@ def _scenario_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
     def change(value: float | None, before: float | None, r: Any) -> int | None:
         return None if r is base or not value or not before else round(100 * (value - before) / before)
 
-    return [{"name": r.name, "p50": _hours(r.p50), "p90": _hours(r.p90), "answered": round(r.answered),
+    return [{"name": r.name, "p50": _in(r.p50, per), "p90": _in(r.p90, per), "answered": round(r.answered),
              "backlog": round(r.mean_backlog, 1), "backlog_end": round(r.final_backlog, 1), "busy": round(100 * r.busy),
              "change50": change(r.p50, base.p50, r), "change90": change(r.p90, base.p90, r)}
             for r in answer.results]
 
 
-def _check_rows(answer: whatif.WhatIf | None) -> list[dict[str, Any]]:
+def _check_rows(answer: whatif.WhatIf | None, per: float) -> list[dict[str, Any]]:
     v = answer.validation if answer is not None else None
     if v is None:
         return []
-    return [{"name": name, "recorded": _hours(recorded), "model": _hours(model),
+    return [{"name": name, "recorded": _in(recorded, per), "model": _in(model, per),
              "error": None if e is None else round(100 * e)}
             for name, recorded, model, e in (("p50", v.measured_p50, v.model.p50, v.errors[0]),
                                              ("p90", v.measured_p90, v.model.p90, v.errors[1]))]

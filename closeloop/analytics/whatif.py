@@ -58,6 +58,16 @@ class WhatIf:
     def withheld(self) -> bool:
         return not self.results
 
+    def unit(self) -> tuple[str, float]:
+        """The unit its times read best in: hours, or minutes and seconds after a compressed demo replay
+        (where a simulated day passes in minutes)."""
+        times = [t for r in self.results for t in (r.p50, r.p90)]
+        if self.validation is not None:
+            v = self.validation
+            times += [v.measured_p50, v.measured_p90, v.model.p50, v.model.p90]
+        longest = max((t for t in times if t is not None), default=0.0)
+        return ("h", 3600.0) if longest >= 2 * 3600 else ("min", 60.0) if longest >= 120 else ("s", 1.0)
+
 
 def inputs_for(scope: Scope, options: Options) -> Inputs:
     inputs = (measure.synthetic(scope, options.synthetic_per_day) if options.synthetic_per_day

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from io import StringIO
 
 import httpx
 import pypdfium2
 import pytest
+import time_machine
 from django.core.management import call_command
+from django.test import Client
 
-from closeloop.analytics.replay import pdf
+from closeloop.analytics.management.commands.demo_replay import _client
+from closeloop.analytics.replay import Channels, Replay, pdf
 from closeloop.cases.models import Case, Event
 from closeloop.intake.models import InboundMessage
 
@@ -72,3 +76,31 @@ def test_when_the_form_is_rate_limited_the_request_arrives_through_the_api(pract
     assert InboundMessage.objects.filter(channel="webform").count() == 2
     assert "'webform_rate_limited'" in out.getvalue()
     assert Case.objects.filter(channel="api").count() >= 1
+
+
+def test_after_a_replay_the_dashboard_says_what_one_more_coordinator_would_change(practice, live_server):
+    """The issue's "done when": two days of requests replayed through the real API into the running product,
+    then the dashboard's figures and its what-if panel, which must trust its model of the replayed history
+    and show the scenarios. The product's clock follows the replay's (time-machine), so the history has real
+    hours in it and the run is deterministic instead of racing the wall clock."""
+    with time_machine.travel(datetime(2026, 3, 2, 6, 0, tzinfo=UTC), tick=False) as traveller:
+        elapsed = [0.0]
+
+        def sleep(seconds: float) -> None:
+            elapsed[0] += seconds
+            traveller.shift(seconds)
+
+        staff, specialist = _client(live_server.url, "supervisor"), _client(live_server.url, "specialist")
+        replay = Replay(staff=staff, staff_name="supervisor", specialist=specialist, specialist_name="specialist",
+                        channels=Channels(), per_day=40, capacity_per_hour=6, speed=1, sleep=sleep,
+                        clock=lambda: elapsed[0])
+        tally = replay.run(2)
+        assert not tally.errors and tally.actions["send"] >= 20
+        client = Client()
+        client.force_login(practice.supervisor.user)
+        dashboard = client.get("/analytics/?days=3").content.decode()
+        panel = client.get("/analytics/what-if/?days=3", headers={"HX-Request": "true"}).content.decode()
+    for figure in ("Who holds the ball now", "Stalled", "Response times by", "Missed follow-ups", "<svg"):
+        assert figure in dashboard
+    assert "the model is trusted" in panel, panel
+    assert "one more coordinator" in panel and "Time to first answer by scenario" in panel

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from io import StringIO
-
-import random
 
 import pytest
 import time_machine

@@ -99,3 +99,17 @@ def test_a_case_still_waiting_in_triage_is_not_taken_for_triage_work(practice):
     inputs = measure.recorded(Scope.last_days(practice.supervisor, LATER, 17))
     assert inputs.triage_spans == [pytest.approx(20 * 60)]
     assert [c.triage for c in inputs.cases] == [pytest.approx(20 * 60), 0.0]
+
+
+def test_a_burst_of_events_replaces_the_kept_answer_within_the_quarter_hour(practice, monkeypatch):
+    _recorded_history(practice, n=20)
+    calls = []
+    real = whatif.what_if
+    monkeypatch.setattr(whatif, "what_if", lambda scope, options: calls.append(options) or real(scope, options))
+    client = _client(practice)
+    with time_machine.travel(LATER, tick=False):
+        before = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content.decode()
+        _recorded_history(practice, n=60, seed=9)  # far more than cache.WHAT_IF_EVENTS new events
+        after = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content.decode()
+    assert len(calls) == 2
+    assert "replays the 20 requests" in before and "replays the 80 requests" in after

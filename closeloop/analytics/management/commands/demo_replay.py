@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from closeloop.analytics.replay import Channels, Replay
 from closeloop.cases.models import Staff
 from closeloop.cases.tokens import create_token
+from closeloop.intake.models import SmtpRoute
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--as", dest="staff", default="supervisor", help="staff username doing the work")
         parser.add_argument("--specialist", default="specialist", help="specialist username answering")
         parser.add_argument("--smtp", metavar="HOST:PORT", help="also mail requests to this SMTP listener")
-        parser.add_argument("--smtp-to", default="frontdesk@closeloop.local")
+        parser.add_argument("--smtp-to", help="recipient of mailed requests; default the first SMTP route's address")
         parser.add_argument("--folder", type=Path, help="also drop PDF requests into this watched folder")
         parser.add_argument("--webform", action="store_true",
                             help="also fill in the public request form (mind CLOSELOOP_FORM_RATE_LIMIT)")
@@ -36,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["days"] <= 0 or options["speed"] <= 0 or options["per_day"] <= 0 or options["capacity"] <= 0:
             raise CommandError("--days, --speed, --per-day and --capacity must be positive")
-        channels = Channels(api=not options["no_api"], smtp=_hostport(options["smtp"]), smtp_to=options["smtp_to"],
+        channels = Channels(api=not options["no_api"], smtp=_hostport(options["smtp"]), smtp_to=_recipient(options),
                             folder=options["folder"], webform=options["webform"])
         if channels.folder is not None and not channels.folder.is_dir():
             raise CommandError(f"--folder {channels.folder} is not a directory")
@@ -56,6 +57,14 @@ class Command(BaseCommand):
         self.stdout.write(f"staff actions: {tally.actions}")
         if tally.errors:
             self.stdout.write(f"{len(tally.errors)} refused or failed; first: {tally.errors[0]}")
+
+
+def _recipient(options: dict[str, Any]) -> str:
+    """Where mailed requests go: --smtp-to, else an address the SMTP listener accepts (its first route)."""
+    if options["smtp_to"]:
+        return str(options["smtp_to"])
+    route = SmtpRoute.objects.filter(is_active=True).order_by("pk").values_list("address", flat=True).first()
+    return route or Channels.smtp_to
 
 
 def _hostport(value: str | None) -> tuple[str, int] | None:

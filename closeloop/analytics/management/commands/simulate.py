@@ -12,8 +12,8 @@ from closeloop.analytics.whatif import NothingToModel, Options, Validation, what
 from closeloop.cases.models import Team
 
 
-def _h(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds / 3600:.1f}"
+def _t(seconds: float | None, per: float) -> str:
+    return "—" if seconds is None else f"{seconds / per:.1f}"
 
 
 class Command(BaseCommand):
@@ -51,28 +51,30 @@ class Command(BaseCommand):
             answer = what_if(scope, chosen)
         except NothingToModel as exc:
             raise CommandError(f"{exc} (--days, --synthetic)") from None
+        unit, per = answer.unit()
         if answer.validation is not None:
-            self._validation(answer.validation)
+            self._validation(answer.validation, unit, per)
         if answer.withheld:
             raise CommandError("the model does not reproduce the recorded history; scenarios withheld (--force)")
         self.stdout.write("")
-        self.stdout.write(f"{'scenario':28} {'p50 h':>7} {'p90 h':>7} {'answered':>9} {'backlog avg':>12} "
+        self.stdout.write(f"{'scenario':28} {'p50 ' + unit:>7} {'p90 ' + unit:>7} {'answered':>9} {'backlog avg':>12} "
                           f"{'backlog end':>12} {'busy':>6}")
         for r in answer.results:
-            self.stdout.write(_row(r))
+            self.stdout.write(_row(r, per))
 
-    def _validation(self, v: Validation) -> None:
+    def _validation(self, v: Validation, unit: str, per: float) -> None:
         self.stdout.write(f"Validation ({v.arrivals} recorded arrivals, {v.coordinators} "
-                          f"coordinators, work share {v.work_share:g}):")
-        self.stdout.write(f"  time to first answer p50: recorded {_h(v.measured_p50)} h, "
-                          f"model {_h(v.model.p50)} h, error {_pct(v.errors[0])}")
-        self.stdout.write(f"  time to first answer p90: recorded {_h(v.measured_p90)} h, "
-                          f"model {_h(v.model.p90)} h, error {_pct(v.errors[1])}")
+                          f"coordinator{'s' if v.coordinators != 1 else ''}, factor on the measured work "
+                          f"{v.work_share:g}):")
+        self.stdout.write(f"  time to first answer p50: recorded {_t(v.measured_p50, per)} {unit}, "
+                          f"model {_t(v.model.p50, per)} {unit}, error {_pct(v.errors[0])}")
+        self.stdout.write(f"  time to first answer p90: recorded {_t(v.measured_p90, per)} {unit}, "
+                          f"model {_t(v.model.p90, per)} {unit}, error {_pct(v.errors[1])}")
         self.stdout.write(f"  within ±{v.tolerance:.0%}: {'yes, the model is trusted' if v.trusted else 'NO'}")
 
 
-def _row(r: Result) -> str:
-    return (f"{r.name:28} {_h(r.p50):>7} {_h(r.p90):>7} {r.answered:>9.0f} {r.mean_backlog:>12.1f} "
+def _row(r: Result, per: float) -> str:
+    return (f"{r.name:28} {_t(r.p50, per):>7} {_t(r.p90, per):>7} {r.answered:>9.0f} {r.mean_backlog:>12.1f} "
             f"{r.final_backlog:>12.1f} {r.busy:>6.0%}")
 
 
