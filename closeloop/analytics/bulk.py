@@ -58,7 +58,7 @@ def _sql(model: type[models.Model], columns: list[models.Field[Any, Any]], sourc
 def _update_unnest(model: type[models.Model], columns: list[models.Field[Any, Any]],
                    group: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
     # Without the length, as Django's own UNNEST insert does: varchar[] rather than varchar(40)[].
-    types = [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0] for f in columns]  # type: ignore[union-attr]
+    types = [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0] for f in columns]  # type: ignore[attr-defined,union-attr]
     arrays = [list(column) for column in zip(*_prepared(columns, group), strict=True)]
     source = "UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ") AS v({names})"
     with connection.cursor() as cursor:
