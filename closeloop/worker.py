@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.apps import apps
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.utils.module_loading import import_string
 
 log = logging.getLogger("closeloop.worker")
@@ -85,6 +85,15 @@ def _helper() -> ThreadPoolExecutor:
     return _pool
 
 
+def stop_helper() -> None:
+    """Close the helper thread's database connection and end the thread (the worker stops, a test ends)."""
+    global _pool
+    if _pool is not None:
+        _pool.submit(connections.close_all).result()
+        _pool.shutdown()
+        _pool = None
+
+
 def start_services(stop: threading.Event, names: set[str] | None = None) -> list[threading.Thread]:
     threads = []
     for name, service in _collect("worker_services"):
@@ -112,9 +121,12 @@ def run_forever(stop: threading.Event, *, idle_seconds: float = 1.0, batch: int 
     if services:
         start_services(stop)
     log.info("worker started with jobs: %s", ", ".join(name for name, _ in jobs()) or "none")
-    while not stop.is_set():
-        close_old_connections()  # a database restart or CONN_MAX_AGE never strands the loop
-        if run_once(batch) == 0:
-            stop.wait(idle_seconds)
-        else:
-            time.sleep(0)
+    try:
+        while not stop.is_set():
+            close_old_connections()  # a database restart or CONN_MAX_AGE never strands the loop
+            if run_once(batch) == 0:
+                stop.wait(idle_seconds)
+            else:
+                time.sleep(0)
+    finally:
+        stop_helper()
