@@ -288,3 +288,8 @@ CLOSELOOP_OUTBOX_CONNECTIONS = max(1, envint("CLOSELOOP_OUTBOX_CONNECTIONS", 4))
 # A worker killed meanwhile resends at most these (plus two per connection), each with its same Message-ID.
 CLOSELOOP_OUTBOX_MARK_GROUP = max(1, envint("CLOSELOOP_OUTBOX_MARK_GROUP", 20))
 CLOSELOOP_OUTBOX_MARK_MS = max(0, envint("CLOSELOOP_OUTBOX_MARK_MS", 200))
+# Worker jobs that run in a helper thread beside the others on PostgreSQL (comma-separated dotted
+# paths; empty: every job in turn). Delivery waits on the SMTP server while the chasers run.
+CLOSELOOP_WORKER_ALONGSIDE = frozenset(
+    name.strip() for name in env("CLOSELOOP_WORKER_ALONGSIDE", "closeloop.outbound.outbox.deliver_due").split(",")
+    if name.strip())

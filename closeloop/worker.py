@@ -19,9 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from django.apps import apps
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connection, connections
 from django.utils.module_loading import import_string
 
 log = logging.getLogger("closeloop.worker")
@@ -40,13 +42,56 @@ def jobs() -> list[tuple[str, Callable[..., object]]]:
 
 
 def run_once(batch: int = 100) -> int:
+    """Run every job once; returns the items they handled.
+
+    On PostgreSQL the jobs named in `CLOSELOOP_WORKER_ALONGSIDE` (the outbox: it mostly waits on
+    the SMTP server) run in one long-lived helper thread, on its own database connection, while
+    the others run here; the round ends when both are done. Jobs claim their rows by
+    compare-and-set, so running them side by side is what two worker processes do anyway. Inside
+    a transaction (a test's) every job runs here: another connection would not see its rows.
+    """
+    found = jobs()
+    beside = [job for job in found if job[0] in settings.CLOSELOOP_WORKER_ALONGSIDE] if _may_overlap() else []
+    pending = _helper().submit(_run_jobs, beside, batch, True) if beside else None
+    done = _run_jobs([job for job in found if job not in beside], batch)
+    return done + (pending.result() if pending is not None else 0)
+
+
+def _run_jobs(found: list[tuple[str, Callable[..., object]]], batch: int, helper: bool = False) -> int:
+    if helper:
+        close_old_connections()  # the helper's own connection: as run_forever does for the main thread's
     done = 0
-    for name, job in jobs():
+    for name, job in found:
         try:
             done += int(job(batch) or 0)  # type: ignore[call-overload]
         except Exception:
             log.exception("worker job %s failed", name)
     return done
+
+
+def _may_overlap() -> bool:
+    # SQLite takes one writer at a time: a second connection in the same process would only wait for it.
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One thread for the whole process, so its database connection is kept between rounds."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-alongside")
+    return _pool
+
+
+def stop_helper() -> None:
+    """Close the helper thread's database connection and end the thread (the worker stops, a test ends)."""
+    global _pool
+    if _pool is not None:
+        _pool.submit(connections.close_all).result()
+        _pool.shutdown()
+        _pool = None
 
 
 def start_services(stop: threading.Event, names: set[str] | None = None) -> list[threading.Thread]:
@@ -76,9 +121,12 @@ def run_forever(stop: threading.Event, *, idle_seconds: float = 1.0, batch: int 
     if services:
         start_services(stop)
     log.info("worker started with jobs: %s", ", ".join(name for name, _ in jobs()) or "none")
-    while not stop.is_set():
-        close_old_connections()  # a database restart or CONN_MAX_AGE never strands the loop
-        if run_once(batch) == 0:
-            stop.wait(idle_seconds)
-        else:
-            time.sleep(0)
+    try:
+        while not stop.is_set():
+            close_old_connections()  # a database restart or CONN_MAX_AGE never strands the loop
+            if run_once(batch) == 0:
+                stop.wait(idle_seconds)
+            else:
+                time.sleep(0)
+    finally:
+        stop_helper()

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.db.models import Max
 
-from closeloop.cases.models import Case, Party, RequestType
+from closeloop.cases.models import ActorKind, Case, Event, Message, Party, RequestType
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
 CHUNK = 50_000
@@ -31,14 +31,18 @@ def fill(count: int, due_fraction: float, now: datetime, *, request_type: Reques
          seed: int = 1) -> dict[int, datetime]:
     """Insert `count` cases; a `due_fraction` of them fall due between now and now + spread.
 
-    Each case has its own requester (`r<party id>@bench.example`). Returns {case id: due
-    time} for the due ones.
+    Each case has its own requester (`r<party id>@bench.example`) and the history that
+    request would have left: its `info_requested` event and the queued missing-information
+    message (so a chaser threads under it). The analytics ledger of that history is not
+    written here (`analytics.ledger.rebuild_cases` measures it). Returns {case id: due time}
+    for the due ones.
     """
     rng = random.Random(seed)
     later = now + timedelta(days=30)
     dues = [now + timedelta(seconds=rng.uniform(0, spread_seconds)) if rng.random() < due_fraction else later
             for _ in range(count)]
-    party_base, case_base = _next_id(Party), _next_id(Case)
+    party_base, case_base, event_base, message_base = _next_id(Party), _next_id(Case), _next_id(Event), \
+        _next_id(Message)
     template = Case(
         request_type=request_type, team_id=request_type.routing_team_id, stage=Stage.AWAITING_INFO,
         waiting_on=WaitingOn.REQUESTER, next_action=NextAction.CHASE_REQUESTER, subject="Referral",
@@ -49,6 +53,16 @@ def fill(count: int, due_fraction: float, now: datetime, *, request_type: Reques
                      for i in range(count)))
         insert_rows(Case, template, ["id", "requester_id", "next_due_at"],
                     ((case_base + i, party_base + i, due) for i, due in enumerate(dues)))
+        insert_rows(Event, Event(at=now, actor_kind=ActorKind.STAFF, actor_label="bench", kind="info_requested",
+                                 from_stage=Stage.TRIAGE, to_stage=Stage.AWAITING_INFO, waiting_on=WaitingOn.REQUESTER,
+                                 team_id=template.team_id, data={"fields": ["date_of_birth"], "message": ""}),
+                    ["id", "case_id"], ((event_base + i, case_base + i) for i in range(count)))
+        insert_rows(Message, Message(direction=Message.Direction.OUTBOUND, status=Message.Status.SENT,
+                                     purpose="missing_info", channel="email", subject="Referral: information needed",
+                                     body="Please send your date of birth.", created_at=now),
+                    ["id", "case_id", "recipients", "message_id"],
+                    ((message_base + i, case_base + i, [f"r{party_base + i}@bench.example"],
+                      f"<fill-{case_base + i}@bench.example>") for i in range(count)))
     return {case_base + i: due for i, due in enumerate(dues) if due < later}
 
 

@@ -65,18 +65,21 @@ def _cpu() -> float:
 def _loop(batch: int, idle_exit: float, idle_sleep: float) -> tuple[int, float]:
     """Run the jobs until idle; returns items handled and the CPU seconds spent from the first
     round that found work to the last one (start-up and the idle tail left out)."""
-    from closeloop.worker import jobs, run_once
+    from closeloop.worker import jobs, run_once, stop_helper
 
     jobs()  # import every job first: start-up, not work
     handled, idle_since, first, last = 0, time.monotonic(), None, 0.0
-    while time.monotonic() - idle_since < idle_exit:
-        before = _cpu()
-        done = run_once(batch)
-        handled += done
-        if done:
-            idle_since, first, last = time.monotonic(), before if first is None else first, _cpu()
-        else:
-            time.sleep(idle_sleep)
+    try:
+        while time.monotonic() - idle_since < idle_exit:
+            before = _cpu()
+            done = run_once(batch)
+            handled += done
+            if done:
+                idle_since, first, last = time.monotonic(), before if first is None else first, _cpu()
+            else:
+                time.sleep(idle_sleep)
+    finally:
+        stop_helper()
     return handled, (last - first) if first is not None else 0.0
 
 

@@ -133,30 +133,58 @@ def enqueue_many(items: Sequence[Outgoing], *, now: datetime | None = None) -> l
     A key already queued (or repeated in `items`) queues nothing again. Each message to a
     case also gets its `cases.Message` row. Returns the rows queued now."""
     now = now or timezone.now()
-    if not items:
-        return []
-    queued = set(OutboxMessage.objects.filter(idempotency_key__in=[i.key for i in items])
-                 .values_list("idempotency_key", flat=True))
-    fresh: list[Outgoing] = []
+    fresh: dict[str, Outgoing] = {}
     for item in items:
-        if item.key not in queued:
-            queued.add(item.key)
-            fresh.append(item)
-    threads = _thread_headers_many([i.case for i in fresh if i.case is not None])
+        fresh.setdefault(item.key, item)  # the first of each key
+    if not fresh:
+        return []
+    threads = _thread_headers_many([i.case for i in fresh.values() if i.case is not None])
     rows = []
-    for item in fresh:
+    for item in fresh.values():
         in_reply_to, references = threads.get(item.case.pk, ("", "")) if item.case else ("", "")
         rows.append(OutboxMessage(
             case=item.case, purpose=item.purpose, idempotency_key=item.key, message_id=new_message_id(),
             in_reply_to=in_reply_to, references=references, from_email=settings.DEFAULT_FROM_EMAIL, to=list(item.to),
             subject=item.subject[:300], body=item.body, headers={}, due_at=now, created_at=now))
-    OutboxMessage.objects.bulk_create(rows)
+    rows = _insert_new(rows)
     Message.objects.bulk_create([
         Message(case=row.case, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED,
                 purpose=row.purpose, channel="email", recipients=row.to, subject=row.subject, body=row.body,
                 message_id=row.message_id, created_at=now)
         for row in rows if row.case is not None])
     return rows
+
+
+def _insert_new(rows: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Insert the rows whose idempotency key is not queued yet; returns those, with their ids.
+
+    One statement per batch (`ON CONFLICT (idempotency_key) DO NOTHING … RETURNING`), so a
+    key needs no look-up first, and a key that a concurrent transaction queues meanwhile is
+    skipped once that one commits instead of failing the whole batch."""
+    fields = [f for f in OutboxMessage._meta.concrete_fields if not f.primary_key]
+    values = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] for row in rows]
+    qn = connection.ops.quote_name
+    head = (f"INSERT INTO {qn(OutboxMessage._meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) ")
+    tail = f" ON CONFLICT ({qn('idempotency_key')}) DO NOTHING RETURNING {qn('id')}, {qn('idempotency_key')}"
+    if connection.vendor == "postgresql":
+        # one array per column (as Django's own bulk insert does there): a handful of parameters per batch
+        types = [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0]  # type: ignore[attr-defined,union-attr]
+                 for f in fields]
+        batches = [("SELECT * FROM UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ")",  # noqa: S608
+                    [list(column) for column in zip(*values, strict=True)])]
+    else:
+        size = 999 // len(fields)  # SQLite's parameter limit
+        marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        batches = [("VALUES " + ", ".join([marks] * len(chunk)), [v for one in chunk for v in one])
+                   for chunk in (values[i:i + size] for i in range(0, len(values), size))]
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for source, params in batches:
+            cursor.execute(head + source + tail, params)  # identifiers from the model, values as parameters
+            inserted.update((key, pk) for pk, key in cursor.fetchall())
+    for row in rows:
+        row.pk = inserted.get(row.idempotency_key)
+    return [row for row in rows if row.pk is not None]
 
 
 def _claim(now: datetime, limit: int) -> list[OutboxMessage]:

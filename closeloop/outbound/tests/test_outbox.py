@@ -8,7 +8,7 @@ from django.utils import timezone
 from closeloop.cases import actions
 from closeloop.cases.models import Message, Party
 from closeloop.outbound.models import OutboxMessage
-from closeloop.outbound.outbox import deliver_due, enqueue
+from closeloop.outbound.outbox import Outgoing, deliver_due, enqueue, enqueue_many
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,21 @@ def test_it_sends_queued_mail_through_a_real_smtp_server_with_threading_headers(
     assert case.reference in received.message["Subject"]
     assert Message.objects.get(message_id=row.message_id).status == "sent"
     assert deliver_due() == 0
+
+
+def test_a_batch_queues_each_new_key_once_and_skips_keys_already_queued(case, smtp_server):
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b", key="k1")
+    items = [Outgoing(case=case, purpose="chase", to=["maria@example.com"], subject=f"s{key}", body="b", key=key)
+             for key in ("k1", "k2", "k3", "k2")]
+    rows = enqueue_many(items)
+    assert [(row.idempotency_key, row.subject) for row in rows] == [("k2", "sk2"), ("k3", "sk3")]
+    queued = OutboxMessage.objects.in_bulk([row.pk for row in rows])
+    assert {r.idempotency_key for r in queued.values()} == {"k2", "k3"}
+    assert OutboxMessage.objects.filter(purpose="chase").count() == 3
+    assert Message.objects.filter(case=case, purpose="chase").count() == 3  # one per queued row, k1's included
+    assert queued[rows[0].pk].to == ["maria@example.com"] and queued[rows[0].pk].headers == {}
+    assert enqueue_many(items) == []
+    assert deliver_due() == 3 and len(smtp_server.to("maria@example.com")) == 3
 
 
 def test_the_same_idempotency_key_queues_one_message(case):

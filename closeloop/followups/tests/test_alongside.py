@@ -1,0 +1,44 @@
+"""The worker loop runs the outbox beside the chasers on PostgreSQL (`CLOSELOOP_WORKER_ALONGSIDE`)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from closeloop.cases.models import Event
+from closeloop.followups.fill import fill
+from closeloop.outbound.models import OutboxMessage
+from closeloop.worker import run_once, stop_helper
+
+
+def _alongside_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("worker-alongside"))
+
+
+@pytest.mark.postgres_only
+def test_on_postgres_delivery_runs_in_a_helper_thread_and_every_chase_is_sent_once(transactional_db, practice,
+                                                                                  smtp_server):
+    due = fill(30, 1.0, timezone.now() - timedelta(minutes=1), request_type=practice.types["referral"])
+    try:
+        while run_once(100):
+            pass
+        assert _alongside_threads() == 1  # one long-lived thread, its connection kept between rounds
+    finally:
+        stop_helper()
+    assert _alongside_threads() == 0
+    assert Event.objects.filter(kind="requester_chased").count() == len(due)
+    assert set(OutboxMessage.objects.filter(purpose="chase").values_list("status", flat=True)) == {"sent"}
+    assert len(smtp_server.messages) == len(due)
+
+
+def test_inside_a_transaction_every_job_runs_in_this_thread(db, practice, smtp_server, settings):
+    settings.CLOSELOOP_WORKER_ALONGSIDE = frozenset({"closeloop.outbound.outbox.deliver_due"})
+    due = fill(5, 1.0, timezone.now() - timedelta(minutes=1), request_type=practice.types["referral"])
+    run_once(100)
+    run_once(100)
+    # only this thread's connection sees the test's uncommitted chases, so they were delivered from here
+    assert len(smtp_server.messages) == len(due)
+    assert _alongside_threads() == 0
