@@ -25,6 +25,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 import simpy
 
@@ -60,8 +61,8 @@ class Inputs:
     measured_p50: float | None = None  # time to first answer, seconds
     measured_p90: float | None = None
 
-    @property
-    def p_triage(self) -> float:
+    @cached_property
+    def p_triage(self) -> float:  # read for every simulated case: counted once
         return sum(1 for c in self.cases if c.triage > 0) / len(self.cases) if self.cases else 0.0
 
 
