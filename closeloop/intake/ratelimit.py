@@ -33,12 +33,13 @@ def _window_start(now: datetime, seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=now.tzinfo)
 
 
-def retry_after(key: str, now: datetime | None = None) -> int | None:
-    """Count this call; None when it is within the limit, else the seconds to wait."""
+def hit(key: str, seconds: int, now: datetime | None = None) -> tuple[int, datetime]:
+    """Count one call on `key` in its fixed window of `seconds`: (calls so far in it, the window's end).
+
+    Shared by every process: a conditional UPDATE adds one (no read-modify-write race), and the
+    first call of a window inserts its row; a process that loses that race adds to the winner's.
+    """
     now = now or timezone.now()
-    limit, seconds = settings.CLOSELOOP_API_RATE_LIMIT, settings.CLOSELOOP_API_RATE_WINDOW_SECONDS
-    if limit <= 0:
-        return None
     start = _window_start(now, seconds)
     window = ApiRateWindow.objects.filter(key=key, window_start=start)
     with transaction.atomic():
@@ -50,10 +51,19 @@ def retry_after(key: str, now: datetime | None = None) -> int | None:
             except IntegrityError:  # another process opened this window a moment ago
                 window.update(count=F("count") + 1)
         count = window.values_list("count", flat=True).get()
+    return count, start + timedelta(seconds=seconds)
+
+
+def retry_after(key: str, now: datetime | None = None) -> int | None:
+    """Count this call; None when it is within the limit, else the seconds to wait."""
+    now = now or timezone.now()
+    limit, seconds = settings.CLOSELOOP_API_RATE_LIMIT, settings.CLOSELOOP_API_RATE_WINDOW_SECONDS
+    if limit <= 0:
+        return None
+    count, end = hit(key, seconds, now)
     if count <= limit:
         return None
-    return max(1, math.ceil((start + timedelta(seconds=seconds) - now).total_seconds()))
-
+    return max(1, math.ceil((end - now).total_seconds()))
 
 
 def refusal(request: HttpRequest) -> HttpResponse | None:

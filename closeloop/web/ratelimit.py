@@ -1,28 +1,27 @@
-"""A small fixed-window rate limiter on Django's cache, for public pages."""
+"""A fixed-window rate limiter for public pages (sign-in, password reset, status links, two-step codes).
+
+The hits are counted in the database table the intake API's limiter uses (`intake.ratelimit.hit`),
+not in Django's cache: the database cache's `incr` is a read then a write, so concurrent requests
+from several web processes or threads could each read the same count and all get through.
+"""
 
 from __future__ import annotations
 
-import time
+import hashlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from closeloop.intake.ratelimit import hit
 from .common import client_ip
 
 
 def allow(key: str, limit: int, window_s: int) -> bool:
     """Count one hit on `key`; False once more than `limit` hits fall in the current window."""
-    bucket = f"rl:{key}:{int(time.time() // window_s)}"
-    cache.add(bucket, 0, timeout=window_s + 1)
-    try:
-        hits = cache.incr(bucket)
-    except ValueError:  # the entry expired between add and incr
-        cache.set(bucket, 1, timeout=window_s + 1)
-        hits = 1
-    return hits <= limit
+    digest = hashlib.sha256(key.encode()).hexdigest()[:64]  # the table's key holds 80 characters
+    return hit(f"page:{digest}", window_s)[0] <= limit
 
 
 def rate_limited(scope: str, *, get: int, post: int, window_s: int = 60) -> Callable[..., Any]:
