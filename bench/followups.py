@@ -16,7 +16,9 @@ went: the workers' own CPU seconds (every worker process, killed ones included; 
 from each worker's first round with work to its last, start-up left out) and follow-ups per
 busy worker CPU-second (flat from 1 to 4 workers means they do not contend: speed then grows
 with free cores), the bench process's CPU (almost all of it the SMTP server), PostgreSQL's CPU,
-the load average at the start, and the chase rate (first to last `requester_chased` event)
+the load average at the start, the CPU one follow-up costs in all (busy worker + SMTP server +
+PostgreSQL), the rate the machine's cores could reach at that cost (`machine_ceiling_per_s`) and the
+share of it the run reached (`of_ceiling`), and the chase rate (first to last `requester_chased` event)
 apart from the delivery rate (first to last `sent_at`).
 `--kill-every S` SIGKILLs a random worker every S seconds and starts a replacement.
 `--warmup S` makes the first case fall due S seconds after the workers start, so
@@ -298,10 +300,23 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
         "followups_per_worker_cpu_s": round(len(per_case) / work_cpu, 1) if work_cpu and not kills else None,
         "smtp_server_cpu_s": round(own, 1), "postgres_cpu_s": pg,
         "cpu_per_wall_s": round((children + own + (pg or 0)) / wall, 2) if wall else None,
+        **_ceiling(rate, len(per_case), work_cpu + own + (pg or 0) if work_cpu and not kills else 0.0),
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
         "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,
     }
+
+
+def _ceiling(rate: float, performed: int, cpu_s: float) -> dict[str, float | int | None]:
+    """What this machine's cores could do at the CPU one follow-up costs in all (busy worker, SMTP
+    server, PostgreSQL), and how much of that the run reached: near 1.0 means the workers scale
+    until the cores run out, and a machine with more cores moves the ceiling, not the workers."""
+    cores = os.cpu_count() or 1
+    if not performed or not cpu_s:
+        return {"cpu_ms_per_followup": None, "cores": cores, "machine_ceiling_per_s": None, "of_ceiling": None}
+    ceiling = cores * performed / cpu_s
+    return {"cpu_ms_per_followup": round(cpu_s * 1000 / performed, 2), "cores": cores,
+            "machine_ceiling_per_s": round(ceiling, 1), "of_ceiling": round(rate / ceiling, 2)}
 
 
 def main() -> int:
