@@ -230,7 +230,7 @@ def _smtp_server(delay_ms: float) -> Any:
             await asyncio.sleep(delay_ms / 1000)
             return await record(smtp, session, envelope)
 
-        server.handler.handle_DATA = slow  # type: ignore[method-assign]
+        server.handler.handle_DATA = slow  # type: ignore[method-assign,assignment]
     return server
 
 

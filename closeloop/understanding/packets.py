@@ -3,7 +3,8 @@
 Where a request type's policy says `{"split_packets": true}`, each multi-page document on a
 case is split: every page is classified (cover_sheet, referral_letter, insurance_card,
 clinical_notes, lab_results; trained on `data/page_kinds.csv`, TF-IDF words and characters,
-which copes with OCR noise), consecutive pages of the same kind form one part, and each part
+which copes with OCR noise), consecutive pages of the same kind form one part unless a page says
+it begins a new document (its "Page 1 of n", or the page before it was "Page n of n"), and each part
 is stored as its own Document (PDF pages copied, or TIFF frames) linked to the original by a
 DocumentPart row with its page range. Its page text is copied, not OCR'd again, so fields
 are extracted per part with provenance pointing at the part and its pages.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from .text import Page
 
 PAGE_KINDS = Path(__file__).parent / "data" / "page_kinds.csv"
 ALWAYS_ALONE = {"cover_sheet", "insurance_card"}  # two in a row are two documents, not one
+PAGE_OF = re.compile(r"\bpage\s+(\d{1,3})\s*(?:of|/)\s*(\d{1,3})\b", re.IGNORECASE)
 
 
 @dataclass
@@ -59,14 +62,32 @@ def group(pages: list[Page]) -> list[Part]:
     parts: list[Part] = []
     if not pages:
         return parts
+    previous = pages[0]
     for page, prediction in zip(pages, page_classifier().predict([p.text for p in pages]), strict=True):
         last = parts[-1] if parts else None
-        if last and last.kind == prediction.label and last.kind not in ALWAYS_ALONE:
+        if last and last.kind == prediction.label and last.kind not in ALWAYS_ALONE \
+                and not begins_document(previous.text, page.text):
             last.last = page.number
             last.confidence = min(last.confidence, prediction.confidence)
         else:
             parts.append(Part(prediction.label, page.number, page.number, prediction.confidence))
+        previous = page
     return parts
+
+
+def _page_of(text: str) -> tuple[int, int] | None:
+    for match in PAGE_OF.finditer(text):
+        number, total = int(match.group(1)), int(match.group(2))
+        if 1 <= number <= total:
+            return number, total
+    return None
+
+
+def begins_document(before: str, text: str) -> bool:
+    """Whether a page starts a document of its own although the page before it is of the same kind:
+    two lab reports or two letters faxed back to back, told apart by their page footers."""
+    here, there = _page_of(text), _page_of(before)
+    return bool((here and here[0] == 1) or (there and there[0] == there[1]))
 
 
 def split_document(document: Document, pages: list[Page]) -> list[Document]:

@@ -15,6 +15,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from closeloop.intake.ratelimit import hit
+
 from .common import client_ip
 
 

@@ -10,8 +10,9 @@ from closeloop.cases import actions
 from closeloop.cases.documents import store_document
 from closeloop.understanding.evaluate import load_dataset
 from closeloop.understanding.models import DocumentPart, PageText
-from closeloop.understanding.packets import page_classifier
+from closeloop.understanding.packets import group, page_classifier
 from closeloop.understanding.pipeline import enqueue_case, run_jobs
+from closeloop.understanding.text import Page
 
 DEV = Path(__file__).resolve().parents[3] / "data" / "dev"
 PACKET = DEV / "packets" / "packet-01.pdf"
@@ -60,3 +61,34 @@ def test_without_the_policy_flag_a_packet_stays_one_document(practice):
     run_jobs()
     assert not DocumentPart.objects.exists()
     assert case.documents.count() == 1
+
+
+def _page(number: int, text: str) -> Page:
+    return Page(number=number, text=text, method="text")
+
+
+LAB = """Lab Results
+Patient: {name}  DOB: {dob}
+Collected: 7/10/2026
+Test  Result  Flag  Reference range
+Hemoglobin  7.5    13.5-17.5
+CRP  85.5  H  <10
+Specimen: serum
+{marker}"""
+
+
+def test_two_lab_reports_faxed_back_to_back_are_two_documents():
+    pages = [_page(1, LAB.format(name="Liam Silva", dob="06/26/1967", marker="Page 1 of 2")),
+             _page(2, LAB.format(name="Liam Silva", dob="06/26/1967", marker="Page 2 of 2")),
+             _page(3, LAB.format(name="Liam Silva", dob="06/26/1967", marker="Page 1 of 1")),
+             _page(4, LAB.format(name="Liam Silva", dob="06/26/1967", marker="")),
+             _page(5, LAB.format(name="Liam Silva", dob="06/26/1967", marker="PAGE 2 OF 2"))]
+    assert [(p.kind, p.first, p.last) for p in group(pages)] == [
+        ("lab_results", 1, 2), ("lab_results", 3, 3), ("lab_results", 4, 5)]
+
+
+def test_continuation_pages_without_markers_stay_together():
+    pages = [_page(1, LAB.format(name="Liam Silva", dob="06/26/1967", marker="")),
+             _page(2, LAB.format(name="Liam Silva", dob="06/26/1967", marker="page 2/3")),
+             _page(3, LAB.format(name="Liam Silva", dob="06/26/1967", marker="Pages (including cover): 3"))]
+    assert [(p.first, p.last) for p in group(pages)] == [(1, 3)]
