@@ -6,7 +6,7 @@ from django.apps import AppConfig
 class AnalyticsConfig(AppConfig):
     name = "closeloop.analytics"
     label = "analytics"
-    worker_jobs = ["closeloop.analytics.ledger.remeasure"]
+    worker_jobs = ["closeloop.analytics.ledger.remeasure", "closeloop.analytics.cache.sweep"]
 
     def ready(self) -> None:
         from django.db.models.signals import post_save

@@ -13,13 +13,18 @@ next minute's key.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar, cast
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.db import DatabaseCache
+from django.db import connections, router
 from django.db.models import Max
+from django.utils import timezone
 
 from closeloop.cases.models import Event, Message
 
@@ -89,3 +94,33 @@ def table(scope: Scope, name: str) -> Table | None:
     """One table of a remembered report (drill-downs, CSV and the API read it instead of computing)."""
     found = report(scope)
     return None if found is None else found.tables.get(name)
+
+
+SWEEP_SECONDS = 300
+_swept = {"at": float("-inf")}
+_sweep_lock = threading.Lock()
+
+
+def sweep(limit: int = 0) -> int:
+    """Worker job: every SWEEP_SECONDS, delete the expired entries of a database cache table.
+
+    Django's database cache deletes expired rows only once the table holds MAX_ENTRIES (1,000)
+    rows, and the dashboard writes a new key for every minute someone views it, a 365-day report
+    of a large office being megabytes: without this the table would hold a thousand of them.
+    Returns 0 (it never counts as work, so an idle worker still sleeps)."""
+    with _sweep_lock:
+        if time.monotonic() - _swept["at"] < SWEEP_SECONDS:
+            return 0
+        _swept["at"] = time.monotonic()
+    backend = caches["default"]
+    if not isinstance(backend, DatabaseCache):
+        return 0
+    db = connections[router.db_for_write(backend.cache_model_class)]
+    now = timezone.now().replace(microsecond=0)
+    if not settings.USE_TZ:
+        now = now.replace(tzinfo=None)
+    with db.cursor() as cursor:
+        # the table name is the operator's setting, quoted; the time is a parameter
+        cursor.execute(f"DELETE FROM {db.ops.quote_name(backend._table)} WHERE {db.ops.quote_name('expires')} < %s",  # noqa: S608
+                       [db.ops.adapt_datetimefield_value(now)])
+    return 0

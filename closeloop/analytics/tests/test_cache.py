@@ -84,3 +84,31 @@ def test_the_default_cache_is_the_shared_database_table():
     assert _cache("locmem://")["BACKEND"].endswith("LocMemCache")
     with pytest.raises(Exception, match="CLOSELOOP_CACHE_URL"):
         _cache("redis://localhost")
+
+
+@pytest.mark.django_db
+def test_the_worker_sweeps_expired_entries_out_of_the_cache_table(settings, monkeypatch):
+    import time_machine
+    from django.core.cache import cache as django_cache
+    from django.db import connection
+
+    from closeloop.worker import jobs
+
+    assert "closeloop.analytics.cache.sweep" in dict(jobs())
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                                   "LOCATION": "closeloop_cache"}}
+
+    def rows() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT cache_key FROM closeloop_cache ORDER BY cache_key")
+            return [key.rsplit(":", 1)[-1] for (key,) in cursor.fetchall()]
+
+    django_cache.set("a-minute-of-dashboard", b"x" * 100_000, 60)
+    django_cache.set("a-what-if", "answer", 900)
+    monkeypatch.setattr(cache, "_swept", {"at": float("-inf")})
+    assert cache.sweep() == 0 and rows() == ["a-minute-of-dashboard", "a-what-if"]  # nothing expired yet
+    with time_machine.travel(timedelta(minutes=2)):
+        assert cache.sweep() == 0 and rows() == ["a-minute-of-dashboard", "a-what-if"]  # swept 5 minutes ago
+        monkeypatch.setattr(cache, "_swept", {"at": float("-inf")})
+        assert cache.sweep() == 0
+        assert rows() == ["a-what-if"]
