@@ -119,8 +119,8 @@ def sweep(limit: int = 0) -> int:
     now = timezone.now().replace(microsecond=0)
     if not settings.USE_TZ:
         now = now.replace(tzinfo=None)
+    table, expires = db.ops.quote_name(backend.cache_model_class._meta.db_table), db.ops.quote_name("expires")
     with db.cursor() as cursor:
         # the table name is the operator's setting, quoted; the time is a parameter
-        cursor.execute(f"DELETE FROM {db.ops.quote_name(backend._table)} WHERE {db.ops.quote_name('expires')} < %s",  # noqa: S608
-                       [db.ops.adapt_datetimefield_value(now)])
+        cursor.execute(f"DELETE FROM {table} WHERE {expires} < %s", [db.ops.adapt_datetimefield_value(now)])  # noqa: S608
     return 0
