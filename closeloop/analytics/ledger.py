@@ -22,13 +22,13 @@ from typing import Any
 
 from django.db import transaction
 
+from closeloop.bulk import update_rows
 from closeloop.cases.ledger import PAUSED_PARTIES
 from closeloop.cases.models import Case, Event, Team
 from closeloop.cases.stages import WaitingOn
 from closeloop.followups.calendar import calendar_for_team
 
 from . import facts
-from .bulk import update_rows
 from .clock import Clock, shared_timeline
 from .models import CaseFacts, Interval, LedgerState
 

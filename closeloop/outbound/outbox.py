@@ -31,6 +31,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from closeloop import bulk
 from closeloop.cases.models import Case, Message
 
 from .models import OutboxMessage
@@ -168,15 +169,12 @@ def _insert_new(rows: list[OutboxMessage]) -> list[OutboxMessage]:
     tail = f" ON CONFLICT ({qn('idempotency_key')}) DO NOTHING RETURNING {qn('id')}, {qn('idempotency_key')}"
     if connection.vendor == "postgresql":
         # one array per column (as Django's own bulk insert does there): a handful of parameters per batch
-        types = [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0]  # type: ignore[attr-defined,union-attr]
-                 for f in fields]
-        batches = [("SELECT * FROM UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ")",  # noqa: S608
-                    [list(column) for column in zip(*values, strict=True)])]
+        casts = ", ".join(f"%s::{t}[]" for t in bulk.array_types(fields))
+        batches = [(f"SELECT * FROM UNNEST({casts})", [list(column) for column in zip(*values, strict=True)])]  # noqa: S608 - types from the model
     else:
-        size = 999 // len(fields)  # SQLite's parameter limit
         marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
         batches = [("VALUES " + ", ".join([marks] * len(chunk)), [v for one in chunk for v in one])
-                   for chunk in (values[i:i + size] for i in range(0, len(values), size))]
+                   for chunk in bulk.sqlite_chunks(values, len(fields))]
     inserted: dict[str, int] = {}
     with connection.cursor() as cursor:
         for source, params in batches:

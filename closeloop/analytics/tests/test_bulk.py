@@ -1,4 +1,4 @@
-"""`analytics.bulk.update_rows`: many rows, different values, one statement per set of columns."""
+"""`closeloop.bulk.update_rows`: many rows, different values, one statement per set of columns."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from closeloop.analytics.bulk import SQLITE_PARAMETERS, update_rows
 from closeloop.analytics.models import Interval
+from closeloop.bulk import SQLITE_PARAMETERS, update_rows
 from closeloop.cases import actions
 from closeloop.cases.models import Event, Party
 

@@ -1,4 +1,5 @@
-"""Set different values on many rows in one statement: the analytics ledger's hot write.
+"""Many rows in one statement: the hot writes of the follow-up worker (the analytics ledger's
+updates, the outbox's inserts).
 
 Django's `bulk_update` writes `SET col = CASE WHEN key = 1 THEN … WHEN key = 2 THEN … END`
 for every column named, so a batch of 200 rows costs 200 `When` expressions per column to
@@ -7,7 +8,8 @@ worker's time. `update_rows` joins the table to the new values instead:
 `UPDATE t SET col = v.col FROM (…) AS v WHERE t.key = v.key`, the values as one array per
 column on PostgreSQL (UNNEST: a handful of parameters whatever the row count) and as a
 VALUES list on SQLite (3.33+ has UPDATE … FROM). Rows are grouped by the set of columns
-they change, so a row writes only what changed.
+they change, so a row writes only what changed. `array_types` and `sqlite_chunks` serve any
+statement built the same way (the outbox's `INSERT … SELECT FROM UNNEST … ON CONFLICT`).
 """
 
 from __future__ import annotations
@@ -34,10 +36,22 @@ def update_rows(model: type[models.Model], key: str, rows: Sequence[tuple[Any, M
         if connection.vendor == "postgresql":
             updated += _update_unnest(model, columns, group)
         else:
-            size = SQLITE_PARAMETERS // len(columns)
-            for start in range(0, len(group), size):
-                updated += _update_values(model, columns, group[start:start + size])
+            for chunk in sqlite_chunks(group, len(columns)):
+                updated += _update_values(model, columns, chunk)
     return updated
+
+
+def array_types(fields: Sequence[models.Field[Any, Any]]) -> list[str]:
+    """Each field's PostgreSQL type for an UNNEST array cast, without the length, as Django's own UNNEST
+    insert does: varchar[] rather than varchar(40)[]; a foreign key takes its target's type."""
+    return [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0]  # type: ignore[attr-defined,union-attr]
+            for f in fields]
+
+
+def sqlite_chunks(rows: Sequence[Any], width: int) -> list[Sequence[Any]]:
+    """`rows` of `width` parameters each, in chunks that keep one statement under SQLite's parameter limit."""
+    size = max(1, SQLITE_PARAMETERS // width)
+    return [rows[start:start + size] for start in range(0, len(rows), size)]
 
 
 def _prepared(columns: list[models.Field[Any, Any]], group: Sequence[tuple[Any, Mapping[str, Any]]]) -> list[list[Any]]:
@@ -57,8 +71,7 @@ def _sql(model: type[models.Model], columns: list[models.Field[Any, Any]], sourc
 
 def _update_unnest(model: type[models.Model], columns: list[models.Field[Any, Any]],
                    group: Sequence[tuple[Any, Mapping[str, Any]]]) -> int:
-    # Without the length, as Django's own UNNEST insert does: varchar[] rather than varchar(40)[].
-    types = [(f.target_field if f.is_relation else f).db_type(connection).split("(")[0] for f in columns]  # type: ignore[attr-defined,union-attr]
+    types = array_types(columns)
     arrays = [list(column) for column in zip(*_prepared(columns, group), strict=True)]
     source = "UNNEST(" + ", ".join(f"%s::{t}[]" for t in types) + ") AS v({names})"
     with connection.cursor() as cursor:
