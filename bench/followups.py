@@ -302,7 +302,7 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
         "smtp_server_cpu_s": round(own, 1), "postgres_cpu_s": pg,
         "cpu_per_wall_s": round((children + own + (pg or 0)) / wall, 2) if wall else None,
         # PostgreSQL only: on SQLite the jobs run in turn, so the chase span leaves delivery out
-        **_ceiling(rate, len(per_case), work_cpu + own + (pg or 0) if work_cpu and not kills and pg else 0.0),
+        **_ceiling(rate, len(per_case), work_cpu + own + pg if work_cpu and not kills and pg else 0.0),
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
         "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,

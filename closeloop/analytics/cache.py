@@ -50,6 +50,10 @@ def key(scope: Scope, what: str) -> str:
     state = LedgerState.objects.filter(pk=1).values_list("fingerprint", "remeasured_through").first()
     parts = [what, viewer, scope.team_id, _minute(scope.start), _minute(scope.end), _minute(scope.now),
              Event.objects.aggregate(m=Max("id"))["m"], Message.objects.aggregate(m=Max("id"))["m"], state]
+    return _name(parts)
+
+
+def _name(parts: list[object]) -> str:
     return "closeloop-analytics:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
@@ -75,8 +79,7 @@ def what_if(scope: Scope, options: object, compute: Callable[[], T]) -> T:
     newest = Event.objects.aggregate(m=Max("id"))["m"] or 0
     parts = ["what-if", None if staff is None else (staff.pk, staff.role), scope.team_id, days, options,
              int(scope.now.timestamp() // WHAT_IF_SECONDS), newest // WHAT_IF_EVENTS]
-    name = "closeloop-analytics:" + hashlib.sha256(repr(parts).encode()).hexdigest()
-    return cast(T, cache.get_or_set(name, compute, WHAT_IF_SECONDS))
+    return cast(T, cache.get_or_set(_name(parts), compute, WHAT_IF_SECONDS))
 
 
 def recall(scope: Scope, what: str) -> object | None:

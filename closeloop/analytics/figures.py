@@ -29,6 +29,7 @@ from .clock import Clock
 from .columns import Columns, groups, load, summary
 from .current import OpenCase, missed, open_cases, stalled
 from .data import Scope
+from .facts import HELD
 from .load import drowning
 from .stats import hours
 from .tables import Table
@@ -181,7 +182,7 @@ def held_table(cols: Columns) -> Table:
     return table
 
 
-HELD_ORDER = (WaitingOn.OWNER, WaitingOn.SPECIALIST, WaitingOn.REQUESTER, WaitingOn.EXTERNAL)
+HELD_ORDER = tuple(WaitingOn(party) for party in HELD)
 
 
 def dwell_table(cols: Columns) -> Table:

@@ -108,8 +108,8 @@ def extend_many(events: Sequence[Event]) -> None:
         open_rows = {row.case_id: row for row in
                      Interval.objects.filter(case_id__in=by_case, end__isnull=True).order_by("start", "event_id")}
         known = {row.case_id: row for row in CaseFacts.objects.filter(case_id__in=by_case)}
-        late = [pk for pk, event in by_case.items() if pk not in open_rows or pk not in known
-                or (open_rows[pk].start, open_rows[pk].event_id) > (event.at, event.pk)]
+        late = {pk for pk, event in by_case.items() if pk not in open_rows or pk not in known
+                or (open_rows[pk].start, open_rows[pk].event_id) > (event.at, event.pk)}
         closed: list[tuple[int, dict[str, Any]]] = []
         opened, moved = [], []
         for case_id, previous in open_rows.items():
@@ -129,7 +129,7 @@ def extend_many(events: Sequence[Event]) -> None:
         Interval.objects.bulk_create(opened)
         update_rows(CaseFacts, "case_id", moved)
         if late:
-            rebuild_cases(late)
+            rebuild_cases(sorted(late))
 
 
 def on_events_appended(sender: type[Event], events: Sequence[Event], **_: Any) -> None:

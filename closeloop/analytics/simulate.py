@@ -65,6 +65,11 @@ class Inputs:
     def p_triage(self) -> float:  # read for every simulated case: counted once
         return sum(1 for c in self.cases if c.triage > 0) / len(self.cases) if self.cases else 0.0
 
+    @cached_property
+    def typical_work(self) -> float:  # read by every run (calibration runs dozens): computed once
+        """The median answered case's work: the most an unanswered case takes in the model."""
+        return percentile([c.work for c in self.cases if c.answered], 0.5) or 0.0
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -119,7 +124,6 @@ def run(inputs: Inputs, policy: Policy, seed: int = 1) -> Outcome:
               for _ in range(max(1, inputs.coordinators + policy.extra_coordinators))]
     in_system, worked = [0], [0.0]
     factor = policy.work_share
-    typical = percentile([c.work for c in inputs.cases if c.answered], 0.5) or 0.0
 
     def turn(person: simpy.Resource, seconds: float):  # type: ignore[no-untyped-def]
         with person.request() as claim:
@@ -131,7 +135,7 @@ def run(inputs: Inputs, policy: Policy, seed: int = 1) -> Outcome:
         in_system[0] += 1
         yield env.timeout(triage + trace.waiting)
         if not trace.answered:  # replayed as far as it got, with at most a typical case's work: it
-            yield from turn(person, min(trace.work, typical) * factor)  # stays in the backlog
+            yield from turn(person, min(trace.work, inputs.typical_work) * factor)  # stays in the backlog
             return
         yield from turn(person, trace.work * factor / 2)
         yield env.timeout(trace.requester * (1.0 if policy.chasing else policy.chase_factor) + trace.specialist)
@@ -206,4 +210,3 @@ def calibrate(inputs: Inputs, base: Policy, runs: int = 3) -> Policy:
 
 def offsets(times: Sequence[datetime], start: datetime) -> list[float]:
     return sorted((t - start).total_seconds() for t in times)
-
