@@ -108,3 +108,21 @@ def test_a_triage_share_scenario_sends_that_share_of_cases_to_triage():
     assert none.p90 == pytest.approx(60.0) and as_recorded.p90 == pytest.approx(660.0)
     assert half.p50 is not None and 60.0 < half.p50 <= 660.0
     assert half.mean_backlog > as_recorded.mean_backlog > none.mean_backlog  # triage is waiting, not work
+
+
+def test_turning_chasing_off_never_reads_faster_because_slow_cases_left_the_sample():
+    """Sixty cases an hour apart; two in three then wait 30 hours on the requester. Without chasers those
+    waits take 48 hours, and more of the slow cases would finish after the period ends: counting only
+    the answers inside the period, the slow ones drop out and the median looks *faster*. Every case the
+    record answered is answered in every scenario (the model runs on past the period), so scenarios
+    compare the same cases."""
+    cases = [Trace(arrival=3600.0 * i, work=600.0, owner=0, requester=0.0 if i % 3 == 0 else 30 * 3600.0)
+             for i in range(60)]
+    inputs = Inputs(cases=cases, horizon=70 * 3600.0, coordinators=1)
+    today = replicate(inputs, Policy(), "as today")
+    off = replicate(inputs, Policy(chasing=False), "chasing off")
+    assert today.p50 is not None and off.p50 is not None and today.p90 is not None and off.p90 is not None
+    assert off.p50 > today.p50 and off.p90 > today.p90
+    assert today.p50 == pytest.approx(30 * 3600.0 + 600.0) and off.p50 == pytest.approx(48 * 3600.0 + 600.0)
+    # "Answered" still counts the answers inside the period: fewer without chasers.
+    assert off.answered < today.answered < 60
