@@ -20,6 +20,7 @@ from closeloop.cases.models import Staff
 from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.outbox import enqueue
 
+from .calendar import calendar_for_team
 from .models import Reminder
 
 
@@ -49,9 +50,14 @@ def _send_one(staff_id: int, key: str, now: datetime) -> int:
         items = list(Reminder.objects.filter(digest_key=key).select_related("case").order_by("urgency_at", "id"))
         if not staff.user.email:
             return 0
-        lines = [f"- {r.text} (due {r.urgency_at:%Y-%m-%d %H:%M} UTC)" for r in items]
+        lines = [f"- {r.text} (due {_local(r):%a %d %b %H:%M %Z})" for r in items]
         enqueue(case=None, purpose="digest", to=[staff.user.email], key=key, now=now,
                 subject=f"closeloop: {len(items)} case(s) need you",
                 body=f"Hello {staff.display_name},\n\nWhat you owe, most urgent first:\n" + "\n".join(lines)
                 + f"\n\nOpen your queue: {settings.SITE_URL}/\n")
     return 1
+
+
+def _local(reminder: Reminder) -> datetime:
+    """The due time in the case's team's zone: the office reads its own clock, not UTC."""
+    return reminder.urgency_at.astimezone(calendar_for_team(reminder.case.team_id).tz)

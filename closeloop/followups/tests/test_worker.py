@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -276,6 +277,10 @@ def test_staff_get_one_digest_per_period_most_urgent_first(practice, office, smt
     assert len(digests) == 1
     body = digests[0].message.get_content()
     assert body.index(early.reference) < body.index(late.reference)
+    # Due times read in the office's own zone (New York, EST before 8 March), not in UTC.
+    early.refresh_from_db()
+    local = early.resolution_due_at.astimezone(ZoneInfo("America/New_York"))
+    assert f"due {local:%a %d %b %H:%M} EST" in body and "UTC" not in body
 
 
 def test_the_worker_loop_runs_the_follow_up_jobs(practice, office):
