@@ -3,10 +3,12 @@ through `RequestType.templates[purpose] = {"subject": …, "body": …}` (Django
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
 from django.template import Context, Template
+from django.utils import timezone
 
 from closeloop.cases.links import status_url
 from closeloop.cases.models import Case
@@ -25,7 +27,7 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "ack": (
         "We received your request [{{ case.reference }}]",
         "Thank you. We received your request and gave it the reference {{ case.reference }}.\n\n"
-        "What happens next: {{ next_step }}\nYou can expect a response by {{ expected|date:'l j F, H:i' }}.\n\n"
+        "What happens next: {{ next_step }}\nYou can expect a response by {{ expected|date:'l j F, H:i T' }}.\n\n"
         "Reply to this email to add anything; keep the reference in the subject.\n"
         "See where your request stands: {{ status_url }}\n",
     ),
@@ -70,8 +72,17 @@ def render(case: Case, purpose: str, extra: dict[str, Any] | None = None) -> tup
         "case": case, "status_url": status_url(case), "site_url": settings.SITE_URL,
         "labels": [FIELD_LABELS.get(f, f.replace("_", " ")) for f in fields], **(extra or {}),
     }, autoescape=False)
-    subject = " ".join(_compiled(subject_src).render(context).split())
-    return subject[:300], _compiled(body_src).render(context)
+    with timezone.override(zone(case)):
+        subject = " ".join(_compiled(subject_src).render(context).split())
+        return subject[:300], _compiled(body_src).render(context)
+
+
+def zone(case: Case) -> tzinfo:
+    """Dates in a message read on the case's team's clock; without a calendar, in the display zone."""
+    from closeloop.followups.calendar import ALWAYS_OPEN, calendar_for_team
+
+    calendar = calendar_for_team(case.team_id)
+    return timezone.get_default_timezone() if calendar is ALWAYS_OPEN else calendar.tz
 
 
 def with_status_link(case: Case, body: str) -> str:

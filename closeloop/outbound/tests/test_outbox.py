@@ -113,3 +113,21 @@ def test_the_demo_mail_sink_keeps_sent_mail_as_files(case, settings, tmp_path):
         thread.join()
     [kept] = list((tmp_path / "sent-mail").glob("*.eml"))
     assert case.reference.encode() in kept.read_bytes()
+
+
+def test_times_in_messages_read_in_the_teams_own_zone(case, settings):
+    """The acknowledgement promises an answer by a time: the requester reads it on the office's clock
+    (New York), with the zone named, not in the server's display zone."""
+    from datetime import UTC, datetime
+
+    from closeloop.followups.models import BusinessCalendar, TeamCalendar
+    from closeloop.outbound.templates import render
+
+    settings.TIME_ZONE = "UTC"
+    calendar = BusinessCalendar.objects.create(name="Lakeside", time_zone="America/New_York")
+    TeamCalendar.objects.create(team=case.team, calendar=calendar)
+    _, body = render(case, "ack", {"next_step": "we route it", "expected": datetime(2026, 11, 24, 19, 0, tzinfo=UTC)})
+    assert "Tuesday 24 November, 14:00 EST" in body
+    case.team = None
+    _, unzoned = render(case, "ack", {"next_step": "x", "expected": datetime(2026, 11, 24, 19, 0, tzinfo=UTC)})
+    assert "Tuesday 24 November, 19:00 UTC" in unzoned  # no team, no calendar: the display zone
