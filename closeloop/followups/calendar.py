@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -261,3 +261,9 @@ def calendar_for_team(team_id: int | None) -> Calendar:
 def invalidate_cache() -> None:
     """Forget cached calendars in this process (called when a calendar is saved)."""
     _cache.clear()
+
+
+def zones() -> set[tzinfo]:
+    """The time zones of every configured calendar (teams' and the default); empty when none is."""
+    default = _cache.get(None)  # reloads when stale
+    return {c.tz for c in (*_cache.by_team.values(), default) if c is not ALWAYS_OPEN}

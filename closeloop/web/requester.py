@@ -22,6 +22,7 @@ from closeloop.cases.stages import Stage, WaitingOn
 
 from .forms import field_label
 from .ratelimit import rate_limited
+from .zone import use_case_zone
 
 PLAIN_STAGE = {
     Stage.NEW: "We received your request and are reviewing it.",
@@ -55,6 +56,7 @@ def _expected(case: Case) -> datetime | None:
 @rate_limited("status", get=60, post=10)
 def status_page(request: HttpRequest, token: str) -> HttpResponse:
     case = _case(token)
+    use_case_zone(case)
     if request.method == "POST":
         return _post(request, token, case)
     rated = case.events.filter(kind="rated").order_by("-at").first()
