@@ -2,13 +2,32 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from closeloop.followups.models import TeamCalendar
+
 from .models import ApiToken, AuditEntry, Organisation, Party, RequestType, Staff, Team
+
+
+class TeamCalendarInline(admin.StackedInline):  # type: ignore[type-arg]
+    """The team's clock: working hours, zone and holidays all come from its business calendar."""
+
+    model = TeamCalendar
+    extra = 1
+    max_num = 1
+    verbose_name = "business calendar (working hours, time zone, holidays)"
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "lead", "time_zone"]
+    list_display = ["name", "slug", "lead", "calendar"]
     prepopulated_fields = {"slug": ["name"]}
+    exclude = ["time_zone"]  # unused: the business calendar holds the team's zone
+    list_select_related = ["business_calendar__calendar"]
+    inlines = [TeamCalendarInline]
+
+    @admin.display(description="business calendar")
+    def calendar(self, team: Team) -> str:
+        link = getattr(team, "business_calendar", None)
+        return str(link.calendar) if link is not None else "the default calendar"
 
 
 @admin.register(Staff)
