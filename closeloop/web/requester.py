@@ -45,6 +45,14 @@ def _case(token: str) -> Case:
     return case
 
 
+def _joined(case: Case) -> Case | None:
+    """The case a merged duplicate ended up in (merges can chain), or None when it was not merged."""
+    joined, hops = case, 0
+    while joined.merged_into_id is not None and hops < 10:
+        joined, hops = Case.objects.get(pk=joined.merged_into_id), hops + 1
+    return joined if hops else None
+
+
 def _expected(case: Case) -> datetime | None:
     if case.waiting_on == WaitingOn.REQUESTER or not case.is_open:
         return None
@@ -57,6 +65,11 @@ def status_page(request: HttpRequest, token: str) -> HttpResponse:
     case = _case(token)
     if request.method == "POST":
         return _post(request, token, case)
+    joined = _joined(case)
+    if joined is not None:  # a duplicate folded into another case: where that one stands, nothing to do here
+        return render(request, "web/status.html", {
+            "case": case, "token": token, "joined": joined, "plain": PLAIN_STAGE[Stage(joined.stage)],
+            "expected": _expected(joined)})
     rated = case.events.filter(kind="rated").order_by("-at").first()
     return render(request, "web/status.html", {
         "case": case, "token": token, "plain": PLAIN_STAGE[Stage(case.stage)],
@@ -76,7 +89,7 @@ def _post(request: HttpRequest, token: str, case: Case) -> HttpResponse:
             messages.success(request, "Thank you: we saved what you sent.")
         elif kind == "upload" and case.is_open:
             _upload(request, case, actor)
-        elif kind == "rating" and not case.is_open:
+        elif kind == "rating" and not case.is_open and case.merged_into_id is None:
             _rate(case, actor, request.POST.get("rating", ""))
             messages.success(request, "Thank you for your rating.")
         else:

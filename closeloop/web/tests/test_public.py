@@ -133,3 +133,16 @@ def test_it_emails_a_password_reset_link(practice: Any, smtp_server: Any) -> Non
     client.post(form.redirect_chain[-1][0], {"new_password1": "a-long-new-passphrase", "new_password2":
                                              "a-long-new-passphrase"})
     assert Client().login(username="coordinator", password="a-long-new-passphrase")
+
+
+def test_a_merged_requests_link_follows_the_case_it_joined(practice: Any, referral: Case) -> None:
+    duplicate = actions.open_case(actor=actions.Actor.system("intake"), subject="Referral again: knee",
+                                  request_type=practice.types["referral"], requester=referral.requester)
+    actions.merge(duplicate, referral, actions.Actor.of(practice.coordinator))
+    url = f"/s/{status_token(Case.objects.get(pk=duplicate.pk))}/"
+    html = Client().get(url).content.decode()
+    assert f"joined with {referral.reference}" in html
+    assert "Your request is complete" not in html and "How did we do?" not in html
+    assert "We are working on your request." in html or "We received your request" in html
+    Client().post(url, {"form": "rating", "rating": "1"})
+    assert not Event.objects.filter(kind="rated").exists()
