@@ -146,3 +146,39 @@ def test_a_merged_requests_link_follows_the_case_it_joined(practice: Any, referr
     assert "We are working on your request." in html or "We received your request" in html
     Client().post(url, {"form": "rating", "rating": "1"})
     assert not Event.objects.filter(kind="rated").exists()
+
+
+def _two_step(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    user = get_user_model().objects.get(username=username)
+    return TotpDevice.objects.create(user=user, secret=pyotp.random_base32(), confirmed_at=timezone.now()).secret
+
+
+def test_two_step_codes_are_limited_per_account_not_only_per_address(practice: Any) -> None:
+    secret = _two_step("jordan")
+    client = Client()
+    client.post("/login/", {"username": "jordan", "password": "demo"})
+    for n in range(5):  # wrong guesses spread over addresses, each well under the per-address limit
+        assert client.post("/login/verify/", {"code": "000000"}, REMOTE_ADDR=f"10.0.0.{n}").status_code == 400
+    refused = client.post("/login/verify/", {"code": pyotp.TOTP(secret).now()}, REMOTE_ADDR="10.0.1.1")
+    assert refused.status_code == 429 and "Too many wrong codes" in refused.content.decode()
+    assert client.get("/q/mine/").status_code == 302  # still not signed in
+
+
+def test_sign_ins_and_two_step_changes_are_in_the_audit_trail(practice: Any) -> None:
+    from closeloop.cases.models import AuditEntry
+
+    Client().post("/login/", {"username": "riley", "password": "wrong"})
+    client = Client()
+    client.post("/login/", {"username": "riley", "password": "demo"})
+    page = client.get("/account/two-step/").content.decode()
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")  # type: ignore[union-attr]
+    client.post("/account/two-step/", {"code": pyotp.TOTP(secret).now()})
+    TotpDevice.objects.filter(user__username="riley").update(last_step=0)
+    client.post("/account/two-step/", {"op": "disable", "code": pyotp.TOTP(secret).now()})
+    client.post("/logout/")
+    trail = list(AuditEntry.objects.order_by("id").values_list("action", "user__username", "detail"))
+    assert trail == [("sign_in_failed", None, "riley"), ("sign_in", "riley", ""), ("two_step_on", "riley", ""),
+                     ("two_step_off", "riley", ""), ("sign_out", "riley", "")]
