@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from closeloop.cases import actions
-from closeloop.cases.documents import DocumentRejected, store_document
+from closeloop.cases.documents import DocumentRejected, safe_filename, store_document
 from closeloop.cases.links import case_for_token
 from closeloop.cases.models import Case
 from closeloop.cases.stages import Stage, WaitingOn
@@ -120,6 +121,10 @@ def _upload(request: HttpRequest, case: Case, actor: actions.Actor) -> None:
     upload = request.FILES.get("document")
     if upload is None:
         raise actions.ActionError("choose a file to upload")
+    limit = settings.CLOSELOOP_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:  # refused before it is read into memory
+        raise DocumentRejected(f"{safe_filename(upload.name or 'document')} is {upload.size // 1_048_576} MB; "
+                               f"the limit is {limit // 1_048_576} MB")
     doc = store_document(upload.read(), upload.name or "document", upload.content_type or "", source="status_page")
     for_field = request.POST.get("for_field", "")
     if for_field in case.missing_fields:

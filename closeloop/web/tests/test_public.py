@@ -182,3 +182,40 @@ def test_sign_ins_and_two_step_changes_are_in_the_audit_trail(practice: Any) -> 
     trail = list(AuditEntry.objects.order_by("id").values_list("action", "user__username", "detail"))
     assert trail == [("sign_in_failed", None, "riley"), ("sign_in", "riley", ""), ("two_step_on", "riley", ""),
                      ("two_step_off", "riley", ""), ("sign_out", "riley", "")]
+
+
+def test_an_oversized_upload_is_refused_without_reading_it_into_memory(practice: Any, referral: Case,
+                                                                       settings: Any) -> None:
+    import tracemalloc
+
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from closeloop.web.requester import status_page
+
+    settings.CLOSELOOP_MAX_UPLOAD_BYTES, settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024, 256 * 1024
+    case = _ask(referral, practice)
+    token = status_token(case)
+
+    def upload(megabytes: int, traced: bool = True) -> tuple[Any, Any, int]:
+        request = RequestFactory().post(f"/s/{token}/", {"form": "upload", "document": SimpleUploadedFile(
+            "scan.pdf", b"%PDF-1.4\n" + b"0" * (megabytes * 1024 * 1024), content_type="application/pdf")})
+        request.session = SessionStore()
+        request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+        if not traced:
+            return request, status_page(request, token), 0
+        tracemalloc.start()
+        try:
+            response = status_page(request, token)
+            return request, response, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    upload(2, traced=False)  # the first request imports what the view needs; those allocations are not the upload's
+    request, response, peak = upload(6)
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(request)] == ["scan.pdf is 6 MB; the limit is 1 MB"]
+    assert peak < 3 * 1024 * 1024  # the 6 MB file stays on disk where the upload handler put it
+    assert not case.documents.exists()
