@@ -7,3 +7,8 @@ class WebConfig(AppConfig):
     name = "closeloop.web"
     label = "web"
     demo_seed = "closeloop.web.replies.seed_demo"  # default reply templates for the demo's request types
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

@@ -20,11 +20,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from .common import audit
 from .models import TotpDevice
-from .ratelimit import rate_limited
+from .ratelimit import allow, rate_limited
 
 PENDING_KEY = "closeloop_totp_pending"
 PENDING_SECONDS = 300
+# Code guesses per account, whatever address they come from: the per-address limit alone lets someone
+# who has the password spread guesses over many addresses.
+CODE_TRIES, CODE_WINDOW_S = 5, 900
 ISSUER = "closeloop"
 
 
@@ -67,6 +71,9 @@ def verify(request: HttpRequest) -> HttpResponse:
         return redirect("web:login")
     error = ""
     if request.method == "POST":
+        if not allow(f"totp-user:{pending['user']}", CODE_TRIES, CODE_WINDOW_S):
+            return render(request, "web/verify.html", {"error": "Too many wrong codes for this account. Wait "
+                                                                 "15 minutes, then sign in again."}, status=429)
         user = get_user_model().objects.filter(pk=pending["user"], is_active=True).first()
         device = TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).first() if user else None
         if user is not None and device is not None and _check_code(device, request.POST.get("code", "")):
@@ -90,11 +97,13 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
         if request.POST.get("op") == "disable" and device.confirmed_at:
             if _check_code(device, request.POST.get("code", "")):
                 device.delete()
+                audit(request, "two_step_off")
                 messages.success(request, "Two-step sign-in is off.")
                 return redirect("web:totp")
         elif not device.confirmed_at and _check_code(device, request.POST.get("code", "")):
             device.confirmed_at = timezone.now()
             device.save(update_fields=["confirmed_at"])
+            audit(request, "two_step_on")
             messages.success(request, "Two-step sign-in is on: you will be asked for a code after your password.")
             return redirect("web:totp")
         error = "That code is not right. Check the time on your phone and try the current code."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from .models import ReplyTemplate
 from .timeline import EVENT_LABELS, sla_progress, timeline
 from .views import nav
 
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,60}")
 CONFLICT = ("Someone else changed this case first. The page now shows their change; "
             "what you entered is kept below, so check it and submit again.")
 
@@ -142,6 +144,9 @@ ACTIONS: dict[str, tuple[type[f.VersionedForm], str, Handler]] = {
 }
 
 
+INLINE_FORMS = frozenset({"approve", "field"})
+
+
 def _make_form(name: str, case: Case, data: Any = None, initial: dict[str, Any] | None = None) -> f.VersionedForm:
     form_class = ACTIONS[name][0]
     kwargs: dict[str, Any] = {"prefix": name,
@@ -192,20 +197,39 @@ def _render_case(request: HttpRequest, case: Case, bound: dict[str, f.VersionedF
     context = {
         **nav(request), "case": case, "timeline": timeline(case), "sla": sla_progress(case, timezone.now()),
         "forms": action_forms, "perms": perms, "open_action": open_action, "is_open": case.is_open,
-        "drafts": _drafts(case, staff),
+        "drafts": _drafts(case, staff, bound.get("approve")),
         "send_now": replies.may_send_directly(case, staff, _purpose(action_forms["reply"])),
         "not_now": replies.why_not_now(case),
         "documents": documents_for(case), "fields": _field_rows(case),
-        "missing": [(n, f.staff_label(n)) for n in case.missing_fields], "suggestions": _triage_suggestions(case),
+        "missing": _checklist(case, bound.get("field")), "suggestions": _triage_suggestions(case),
         "missing_preview": missing_preview, "Stage": Stage, "composer_error": composer_error,
         "poll_seconds": settings.CLOSELOOP_WEB_POLL_SECONDS,
     }
     return render(request, "web/case.html", context, status=status)
 
 
-def _drafts(case: Case, staff: Staff) -> list[dict[str, Any]]:
+def _drafts(case: Case, staff: Staff, approve: f.VersionedForm | None = None) -> list[dict[str, Any]]:
+    """Drafts awaiting approval; the one an approver just submitted keeps the corrections they typed."""
     drafts = case.messages.filter(status=Message.Status.DRAFT).select_related("created_by__user")
-    return [{"message": d, "may_approve": replies.may_approve(case, staff, d)} for d in drafts]
+    typed = approve.data if approve is not None else {}
+    rows = []
+    for d in drafts:
+        mine = str(typed.get("approve-message", "")) == str(d.pk)
+        rows.append({"message": d, "may_approve": replies.may_approve(case, staff, d),
+                     "subject": (mine and typed.get("approve-subject")) or d.subject,
+                     "body": (mine and typed.get("approve-body")) or d.body})
+    return rows
+
+
+def _checklist(case: Case, field: f.VersionedForm | None = None) -> list[tuple[str, str, str]]:
+    """(name, label, value typed) per missing item; a value just submitted is kept, even when someone
+    else filled that item first (it shows again so the person can compare and resubmit)."""
+    typed = field.data if field is not None else {}
+    name, value = str(typed.get("field-name", "")), str(typed.get("field-value", ""))
+    rows = [(n, f.staff_label(n), value if n == name else "") for n in case.missing_fields]
+    if value and name and name not in case.missing_fields and SLUG.fullmatch(name):
+        rows.append((name, f.staff_label(name), value))
+    return rows
 
 
 def _purpose(form: f.VersionedForm) -> str:
@@ -296,6 +320,7 @@ def case_act(request: HttpRequest, case_id: int, name: str) -> HttpResponse:
     case = case_for(staff, case_id)
     form = _make_form(name, case, request.POST)
     if not form.is_valid():
+        _say_inline(request, name, form)
         return _render_case(request, case, {name: form}, status=400, open_action=name)
     data = {**form.cleaned_data, "send": "send" in request.POST}
     case.version = data["version"]  # the conditional UPDATE refuses a stale version
@@ -311,9 +336,20 @@ def case_act(request: HttpRequest, case_id: int, name: str) -> HttpResponse:
         form = _make_form(name, case, request.POST)
         form.is_valid()
         form.add_error(None, str(exc))
+        _say_inline(request, name, form)
         return _render_case(request, case, {name: form}, status=400, open_action=name)
     messages.success(request, done)
     return redirect("web:case", case_id=case_id)
+
+
+def _say_inline(request: HttpRequest, name: str, form: f.VersionedForm) -> None:
+    """Approving a draft and filling a checklist item are small inline forms with no room for errors:
+    their errors go in the page's message area instead."""
+    if name in INLINE_FORMS:
+        for field, errors in form.errors.items():
+            label = "" if field == "__all__" else f"{f.staff_label(field)}: "
+            for error in errors:
+                messages.error(request, f"{label}{error}")
 
 
 def _rebound(name: str, case: Case, post: Any) -> f.VersionedForm:

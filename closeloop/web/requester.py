@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from closeloop.cases import actions
-from closeloop.cases.documents import DocumentRejected, store_document
+from closeloop.cases.documents import DocumentRejected, safe_filename, store_document
 from closeloop.cases.links import case_for_token
 from closeloop.cases.models import Case
 from closeloop.cases.stages import Stage, WaitingOn
@@ -46,6 +47,14 @@ def _case(token: str) -> Case:
     return case
 
 
+def _joined(case: Case) -> Case | None:
+    """The case a merged duplicate ended up in (merges can chain), or None when it was not merged."""
+    joined, hops = case, 0
+    while joined.merged_into_id is not None and hops < 10:
+        joined, hops = Case.objects.get(pk=joined.merged_into_id), hops + 1
+    return joined if hops else None
+
+
 def _expected(case: Case) -> datetime | None:
     if case.waiting_on == WaitingOn.REQUESTER or not case.is_open:
         return None
@@ -59,6 +68,11 @@ def status_page(request: HttpRequest, token: str) -> HttpResponse:
     use_case_zone(case)
     if request.method == "POST":
         return _post(request, token, case)
+    joined = _joined(case)
+    if joined is not None:  # a duplicate folded into another case: where that one stands, nothing to do here
+        return render(request, "web/status.html", {
+            "case": case, "token": token, "joined": joined, "plain": PLAIN_STAGE[Stage(joined.stage)],
+            "expected": _expected(joined)})
     rated = case.events.filter(kind="rated").order_by("-at").first()
     return render(request, "web/status.html", {
         "case": case, "token": token, "plain": PLAIN_STAGE[Stage(case.stage)],
@@ -78,7 +92,7 @@ def _post(request: HttpRequest, token: str, case: Case) -> HttpResponse:
             messages.success(request, "Thank you: we saved what you sent.")
         elif kind == "upload" and case.is_open:
             _upload(request, case, actor)
-        elif kind == "rating" and not case.is_open:
+        elif kind == "rating" and not case.is_open and case.merged_into_id is None:
             _rate(case, actor, request.POST.get("rating", ""))
             messages.success(request, "Thank you for your rating.")
         else:
@@ -109,6 +123,10 @@ def _upload(request: HttpRequest, case: Case, actor: actions.Actor) -> None:
     upload = request.FILES.get("document")
     if upload is None:
         raise actions.ActionError("choose a file to upload")
+    limit = settings.CLOSELOOP_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:  # refused before it is read into memory
+        raise DocumentRejected(f"{safe_filename(upload.name or 'document')} is {upload.size // 1_048_576} MB; "
+                               f"the limit is {limit // 1_048_576} MB")
     doc = store_document(upload.read(), upload.name or "document", upload.content_type or "", source="status_page")
     for_field = request.POST.get("for_field", "")
     if for_field in case.missing_fields:

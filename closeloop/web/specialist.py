@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 
 from closeloop.cases import actions
 from closeloop.cases.access import can
-from closeloop.cases.models import Case
+from closeloop.cases.models import Case, Staff
 from closeloop.cases.stages import Stage
 
 from .common import audit, case_for, staff_required
@@ -20,34 +20,46 @@ DEFAULT_ANSWERS = ["Yes: book a new-patient consultation within two weeks.",
                    "Yes: routine appointment is fine.", "No: not appropriate for this practice; redirect."]
 
 
+CONFLICT = "Someone else changed this case first; check the brief and send your answer again (it is kept below)."
+
+
 @staff_required
 def brief(request: HttpRequest, case_id: int) -> HttpResponse:
     staff = request.staff  # type: ignore[attr-defined]
     case = case_for(staff, case_id)
-    waiting = case.stage == Stage.AWAITING_SPECIALIST
     if request.method == "POST":
-        if not can(staff, "answer"):
-            raise PermissionDenied("your role may not answer")
-        answer = (request.POST.get("answer") or request.POST.get("quick") or "").strip()[:4000]
-        case.version = int(request.POST.get("version") or 0)
-        try:
-            actions.record_specialist_answer(case, actions.Actor.of(staff), answer=answer)
-        except actions.ConflictError:
-            messages.error(request, "Someone else changed this case first; check the brief and answer again.")
-            return redirect("web:specialist", case_id=case_id)
-        except (actions.ActionError, actions.TransitionError) as exc:
-            messages.error(request, str(exc))
-            return redirect("web:specialist", case_id=case_id)
-        messages.success(request, f"Thank you: your answer on {case.reference} is recorded.")
-        return redirect("web:specialist", case_id=case_id)
+        return _answer(request, staff, case)
     audit(request, "view", case, detail="specialist brief")
+    return _render(request, case)
+
+
+def _answer(request: HttpRequest, staff: Staff, case: Case) -> HttpResponse:
+    """Record the answer; on a conflict or an error the brief comes back with the answer as typed."""
+    if not can(staff, "answer"):
+        raise PermissionDenied("your role may not answer")
+    answer = (request.POST.get("answer") or request.POST.get("quick") or "").strip()[:4000]
+    raw_version = request.POST.get("version", "")
+    if not raw_version.isdigit():
+        return _render(request, case, answer, "This form is out of date: reload the page and answer again.", 400)
+    case.version = int(raw_version)
+    try:
+        actions.record_specialist_answer(case, actions.Actor.of(staff), answer=answer)
+    except actions.ConflictError:
+        return _render(request, case_for(staff, case.pk), answer, CONFLICT, 409)
+    except (actions.ActionError, actions.TransitionError) as exc:
+        return _render(request, case_for(staff, case.pk), answer, str(exc), 400)
+    messages.success(request, f"Thank you: your answer on {case.reference} is recorded.")
+    return redirect("web:specialist", case_id=case.pk)
+
+
+def _render(request: HttpRequest, case: Case, answer: str = "", error: str = "", status: int = 200) -> HttpResponse:
     policy = case.request_type.policy if case.request_type else {}
     answers = policy.get("specialist_answers") if isinstance(policy.get("specialist_answers"), list) else None
     return render(request, "web/specialist.html", {
-        "case": case, "waiting": waiting, "documents": documents_for(case),
+        "case": case, "waiting": case.stage == Stage.AWAITING_SPECIALIST, "documents": documents_for(case),
         "fields": [(staff_label(k), v.get("value")) for k, v in sorted(case.fields.items()) if isinstance(v, dict)],
-        "answers": answers or DEFAULT_ANSWERS, "what": _what(case),
-    })
+        "answers": answers or DEFAULT_ANSWERS, "what": _what(case), "answer": answer, "error": error,
+    }, status=status)
 
 
 def _what(case: Case) -> str:

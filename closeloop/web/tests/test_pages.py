@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from closeloop.cases import actions
-from closeloop.cases.models import AuditEntry, Case, Party
+from closeloop.cases.models import AuditEntry, Case, Message, Party
 from closeloop.cases.stages import Stage
 from closeloop.outbound.models import OutboxMessage
 
@@ -167,3 +167,44 @@ def test_sessions_expire_after_the_configured_age(coordinator_client: Client, re
                                       HTTP_HX_CURRENT_URL=f"http://testserver/c/{referral.pk}/")
         assert poll.status_code == 204
         assert poll["HX-Redirect"] == f"/login/?next=%2Fc%2F{referral.pk}%2F"
+
+
+def test_an_approvers_corrections_survive_a_conflict(coordinator_client: Client, practice: Any,
+                                                     referral: Case) -> None:
+    draft = actions.draft_reply(referral, actions.Actor.of(practice.staff["jordan"]), subject="Re: knee",
+                                body="Hello,\n\nWe can see Maria.")
+    stale = referral.version
+    actions.escalate(referral, actions.Actor.of(practice.supervisor), reason="VIP")
+    response = coordinator_client.post(f"/c/{referral.pk}/do/approve/", {
+        "approve-version": stale, "approve-message": draft.pk, "approve-subject": "Re: knee, corrected",
+        "approve-body": "Hello,\n\nWe can see Maria on Tuesday."})
+    page = response.content.decode()
+    assert response.status_code == 409 and "Someone else changed this case first" in page
+    assert "We can see Maria on Tuesday." in page and "Re: knee, corrected" in page  # nothing typed is lost
+    assert f'name="approve-version" value="{Case.objects.get(pk=referral.pk).version}"' in page
+    assert Message.objects.get(pk=draft.pk).status == Message.Status.DRAFT
+
+
+def test_it_says_why_an_approval_failed(coordinator_client: Client, practice: Any, referral: Case) -> None:
+    draft = actions.draft_reply(referral, actions.Actor.of(practice.staff["jordan"]), subject="Re: knee",
+                                body="Hello")
+    Message.objects.filter(pk=draft.pk).update(status=Message.Status.DISCARDED)
+    other = actions.draft_reply(referral, actions.Actor.of(practice.staff["jordan"]), subject="Re: knee 2",
+                                body="Hello again")
+    response = coordinator_client.post(f"/c/{referral.pk}/do/approve/", {
+        "approve-version": Case.objects.get(pk=referral.pk).version, "approve-message": draft.pk,
+        "approve-body": "Hello, corrected"})
+    assert response.status_code == 400
+    assert "that draft was already sent or discarded" in response.content.decode()
+    assert Message.objects.get(pk=other.pk).status == Message.Status.DRAFT
+
+
+def test_a_checklist_value_survives_a_conflict(coordinator_client: Client, practice: Any, referral: Case) -> None:
+    stale = referral.version
+    actions.escalate(referral, actions.Actor.of(practice.supervisor), reason="VIP")
+    response = coordinator_client.post(f"/c/{referral.pk}/do/field/", {
+        "field-version": stale, "field-name": "insurance_payer", "field-value": "Blue Cross MA"})
+    page = response.content.decode()
+    assert response.status_code == 409 and "Someone else changed this case first" in page
+    assert 'value="Blue Cross MA"' in page
+    assert "insurance_payer" not in Case.objects.get(pk=referral.pk).fields

@@ -133,3 +133,89 @@ def test_it_emails_a_password_reset_link(practice: Any, smtp_server: Any) -> Non
     client.post(form.redirect_chain[-1][0], {"new_password1": "a-long-new-passphrase", "new_password2":
                                              "a-long-new-passphrase"})
     assert Client().login(username="coordinator", password="a-long-new-passphrase")
+
+
+def test_a_merged_requests_link_follows_the_case_it_joined(practice: Any, referral: Case) -> None:
+    duplicate = actions.open_case(actor=actions.Actor.system("intake"), subject="Referral again: knee",
+                                  request_type=practice.types["referral"], requester=referral.requester)
+    actions.merge(duplicate, referral, actions.Actor.of(practice.coordinator))
+    url = f"/s/{status_token(Case.objects.get(pk=duplicate.pk))}/"
+    html = Client().get(url).content.decode()
+    assert f"joined with {referral.reference}" in html
+    assert "Your request is complete" not in html and "How did we do?" not in html
+    assert "We are working on your request." in html or "We received your request" in html
+    Client().post(url, {"form": "rating", "rating": "1"})
+    assert not Event.objects.filter(kind="rated").exists()
+
+
+def _two_step(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    user = get_user_model().objects.get(username=username)
+    return TotpDevice.objects.create(user=user, secret=pyotp.random_base32(), confirmed_at=timezone.now()).secret
+
+
+def test_two_step_codes_are_limited_per_account_not_only_per_address(practice: Any) -> None:
+    secret = _two_step("jordan")
+    client = Client()
+    client.post("/login/", {"username": "jordan", "password": "demo"})
+    for n in range(5):  # wrong guesses spread over addresses, each well under the per-address limit
+        assert client.post("/login/verify/", {"code": "000000"}, REMOTE_ADDR=f"10.0.0.{n}").status_code == 400
+    refused = client.post("/login/verify/", {"code": pyotp.TOTP(secret).now()}, REMOTE_ADDR="10.0.1.1")
+    assert refused.status_code == 429 and "Too many wrong codes" in refused.content.decode()
+    assert client.get("/q/mine/").status_code == 302  # still not signed in
+
+
+def test_sign_ins_and_two_step_changes_are_in_the_audit_trail(practice: Any) -> None:
+    from closeloop.cases.models import AuditEntry
+
+    Client().post("/login/", {"username": "riley", "password": "wrong"})
+    client = Client()
+    client.post("/login/", {"username": "riley", "password": "demo"})
+    page = client.get("/account/two-step/").content.decode()
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")  # type: ignore[union-attr]
+    client.post("/account/two-step/", {"code": pyotp.TOTP(secret).now()})
+    TotpDevice.objects.filter(user__username="riley").update(last_step=0)
+    client.post("/account/two-step/", {"op": "disable", "code": pyotp.TOTP(secret).now()})
+    client.post("/logout/")
+    trail = list(AuditEntry.objects.order_by("id").values_list("action", "user__username", "detail"))
+    assert trail == [("sign_in_failed", None, "riley"), ("sign_in", "riley", ""), ("two_step_on", "riley", ""),
+                     ("two_step_off", "riley", ""), ("sign_out", "riley", "")]
+
+
+def test_an_oversized_upload_is_refused_without_reading_it_into_memory(practice: Any, referral: Case,
+                                                                       settings: Any) -> None:
+    import tracemalloc
+
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from closeloop.web.requester import status_page
+
+    settings.CLOSELOOP_MAX_UPLOAD_BYTES, settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024, 256 * 1024
+    case = _ask(referral, practice)
+    token = status_token(case)
+
+    def upload(megabytes: int, traced: bool = True) -> tuple[Any, Any, int]:
+        request = RequestFactory().post(f"/s/{token}/", {"form": "upload", "document": SimpleUploadedFile(
+            "scan.pdf", b"%PDF-1.4\n" + b"0" * (megabytes * 1024 * 1024), content_type="application/pdf")})
+        request.session = SessionStore()
+        request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+        if not traced:
+            return request, status_page(request, token), 0
+        tracemalloc.start()
+        try:
+            response = status_page(request, token)
+            return request, response, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    upload(2, traced=False)  # the first request imports what the view needs; those allocations are not the upload's
+    request, response, peak = upload(6)
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(request)] == ["scan.pdf is 6 MB; the limit is 1 MB"]
+    assert peak < 3 * 1024 * 1024  # the 6 MB file stays on disk where the upload handler put it
+    assert not case.documents.exists()
