@@ -521,6 +521,8 @@ def snooze(case: Case, actor: Actor, *, until: datetime, reason: str, now: datet
 
 def wake(case: Case, actor: Actor, *, now: datetime | None = None) -> Event:
     """End a snooze early, or when it runs out; the stage's next action returns."""
+    if case.snoozed_until is None and case.next_action != NextAction.WAKE:
+        raise TransitionError(f"{case.reference} is not snoozed")
     now = _now(now)
     before = _snapshot(case)
     case.snoozed_until, case.snooze_reason = None, ""

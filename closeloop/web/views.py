@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from closeloop.cases import actions
@@ -121,9 +122,9 @@ def quarantine_retry(request: HttpRequest, inbound_id: int) -> HttpResponse:
 def bulk(request: HttpRequest) -> HttpResponse:
     """Assign or snooze many cases; each is its own action, so a conflict on one spares the rest."""
     staff = request.staff  # type: ignore[attr-defined]
-    back = request.POST.get("next") or reverse("web:queue", args=["mine"])
-    if not back.startswith("/") or back.startswith("//"):
-        back = reverse("web:queue", args=["mine"])
+    back = request.POST.get("next") or ""
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(back, allowed_hosts=None):
+        back = reverse("web:queue", args=["mine"])  # only a path on this site: never "//evil" or "/\\evil"
     if not can(staff, "work"):
         raise PermissionDenied("only coordinators and supervisors assign or snooze in bulk")
     raw_ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:PAGE_SIZE * 4]

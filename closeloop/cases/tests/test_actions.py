@@ -119,6 +119,13 @@ def test_snooze_sets_the_wake_time_as_due_and_a_reply_keeps_the_snooze_reason_vi
     assert case.next_action == NextAction.WORK and case.snoozed_until is None
 
 
+def test_only_a_snoozed_case_can_be_woken(practice):
+    case = _open(practice)
+    with pytest.raises(actions.TransitionError, match="not snoozed"):
+        actions.wake(case, actions.Actor.of(practice.coordinator))
+    assert not case.events.filter(kind="woken").exists()
+
+
 def test_escalation_goes_to_the_team_lead_and_raises_priority(practice):
     case = _open(practice)
     actions.escalate(case, actions.Actor.system("followups"), reason="first response target breached")

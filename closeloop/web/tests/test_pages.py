@@ -124,6 +124,10 @@ def test_it_assigns_and_snoozes_in_bulk(coordinator_client: Client, practice: An
     coordinator_client.post("/bulk/", {"ids": [second.pk], "op": "snooze", "until": "2099-01-01T08:00",
                                        "reason": "after the holidays"})
     assert Case.objects.get(pk=second.pk).snooze_reason == "after the holidays"
+    for away in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):  # only paths on this site
+        response = coordinator_client.post("/bulk/", {"ids": [second.pk], "op": "assign", "owner": jordan.pk,
+                                                      "next": away})
+        assert response["Location"] == "/q/mine/", away
 
 
 def test_it_polls_and_says_when_the_case_changed(coordinator_client: Client, practice: Any, referral: Case) -> None:
