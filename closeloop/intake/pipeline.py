@@ -43,6 +43,7 @@ from .reply import reply_address, without_tag
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 300
 EMAIL_CHANNELS = {"imap", "smtp", "import"}
+FLOOD = "flood:"
 Status = InboundMessage.Status
 
 
@@ -151,8 +152,11 @@ def retry(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
     """Send a quarantined row through the pipeline again (after a fix or a policy change)."""
     if row.status != Status.QUARANTINED:
         raise ValueError(f"inbound {row.pk} is {row.status}, not quarantined")
+    meta = row.meta
+    if row.error.startswith(FLOOD):  # a person looked at it and accepts it: the flood guard lets it through
+        meta = {**meta, "flood_accepted": True}
     InboundMessage.objects.filter(pk=row.pk, status=Status.QUARANTINED).update(
-        status=Status.RECEIVED, error="", claimed_until=None, result="")
+        status=Status.RECEIVED, error="", claimed_until=None, result="", meta=meta)
     row.refresh_from_db()
     return process(row, now=now)
 
@@ -249,10 +253,12 @@ def stage_weak_match(work: Work) -> None:
 def stage_guard(work: Work) -> None:
     if work.row.format == InboundMessage.Format.FILE and not _documents(work):
         raise IntakeError("the file was not accepted: " + "; ".join(work.notes))
+    if work.row.meta.get("flood_accepted"):
+        return
     opened = match.flooding(work.parsed.sender, work.now)
     if opened >= settings.CLOSELOOP_INTAKE_SENDER_LIMIT:
         raise IntakeError(
-            f"flood: {work.parsed.sender} opened {opened} cases in the last "
+            f"{FLOOD} {work.parsed.sender} opened {opened} cases in the last "
             f"{settings.CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES} minutes; retry to accept this one"
         )
 

@@ -160,3 +160,12 @@ def test_a_new_sender_gets_one_party_and_a_new_case(practice, mail):
     row = _in(mail(sender="new.patient@example.com", subject="Referral for knee pain"))
     assert row.result == "opened"
     assert list(Party.objects.filter(email="new.patient@example.com")) == [row.case.requester]
+
+
+def test_a_staff_retry_accepts_a_flood_quarantined_message_while_the_flood_window_lasts(practice, mail, settings):
+    settings.CLOSELOOP_INTAKE_SENDER_LIMIT = 2
+    rows = [_in(mail(subject=f"Referral number {i}", body=f"Patient {i}")) for i in range(3)]
+    assert rows[2].status == "quarantined" and "flood" in rows[2].error
+    retried = retry(rows[2])  # the limit and the window are unchanged: a person decided to accept it
+    assert (retried.status, retried.result) == ("processed", "opened")
+    assert _in(mail(subject="Referral number 9", body="Patient 9")).status == "quarantined"  # the guard still holds
