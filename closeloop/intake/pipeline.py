@@ -204,8 +204,11 @@ def stage_parse(work: Work) -> None:
     row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
     row.subject, row.content_key = parsed.subject, match.content_key(parsed)
     if parsed.message_id:
+        # The same message (also by another channel) has the same content; a different message
+        # reusing the Message-ID (a scanner's fixed counter) is a new input.
         earlier = list(InboundMessage.objects.filter(
-            message_id=parsed.message_id, pk__lt=row.pk, status__in=[Status.PROCESSED, Status.DUPLICATE],
+            message_id=parsed.message_id, content_key=row.content_key, pk__lt=row.pk,
+            status__in=[Status.PROCESSED, Status.DUPLICATE],
         ).order_by("id").values_list("case_id", flat=True)[:1])
         if earlier:
             work.case = Case.objects.filter(pk=earlier[0]).first() if earlier[0] else None

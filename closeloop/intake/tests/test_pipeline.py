@@ -169,3 +169,11 @@ def test_a_staff_retry_accepts_a_flood_quarantined_message_while_the_flood_windo
     retried = retry(rows[2])  # the limit and the window are unchanged: a person decided to accept it
     assert (retried.status, retried.result) == ("processed", "opened")
     assert _in(mail(subject="Referral number 9", body="Patient 9")).status == "quarantined"  # the guard still holds
+
+
+def test_the_same_message_id_on_different_content_is_a_new_input_the_same_content_a_duplicate(practice, mail):
+    first = _in(mail(subject="Scan one", message_id="<1@scanner.local>"), channel="imap")
+    other = _in(mail(subject="Scan two", body="Another patient", message_id="<1@scanner.local>"), channel="imap")
+    assert (other.status, other.result) == ("processed", "opened") and other.case != first.case
+    again = _in(mail(subject="Scan one", message_id="<1@scanner.local>"), channel="smtp")  # the first, via SMTP too
+    assert (again.status, again.result, again.case) == ("duplicate", "same_message_id", first.case)
