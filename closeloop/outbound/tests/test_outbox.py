@@ -113,3 +113,14 @@ def test_the_demo_mail_sink_keeps_sent_mail_as_files(case, settings, tmp_path):
         thread.join()
     [kept] = list((tmp_path / "sent-mail").glob("*.eml"))
     assert case.reference.encode() in kept.read_bytes()
+
+
+@pytest.mark.parametrize("bad", ["a@example.com, victim@other.example", "a@example.com\r\nBcc: victim@other.example"])
+def test_an_address_smtp_cannot_take_fails_that_message_visibly_and_the_rest_still_go(case, smtp_server, bad):
+    enqueue(case=case, purpose="ack", to=[bad], subject="s", body="b")
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    assert deliver_due() == 1  # before: Django's ValueError escaped and ended the whole run
+    assert smtp_server.to("maria@example.com") and len(smtp_server.messages) == 1
+    failed = OutboxMessage.objects.get(purpose="ack")
+    assert failed.status == "failed" and "Invalid address" in failed.last_error
+    assert case.events.filter(kind="mail_failed").exists()
