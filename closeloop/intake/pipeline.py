@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -288,7 +290,11 @@ def stage_open(work: Work) -> None:
 def stage_ack(work: Work) -> None:
     case, parsed = work.case, work.parsed
     assert case is not None
-    if parsed.sender and not parsed.suppress_ack:
+    if parsed.sender and not parsed.suppress_ack and not _answerable(parsed.sender):
+        reason = f"the sender address {parsed.sender!r} is not a mail address"
+        actions.record_event(case, Actor.system("intake"), "ack_not_sent", {"inbound": work.row.pk, "reason": reason},
+                             now=work.now)
+    elif parsed.sender and not parsed.suppress_ack:
         from closeloop.outbound.outbox import enqueue
         from closeloop.outbound.templates import render
 
@@ -409,6 +415,15 @@ def _requester(work: Work) -> Party | None:
     if not parties:
         parties.append(Party.objects.create(email=work.parsed.sender, name=work.parsed.sender_name))
     return parties[0]
+
+
+def _answerable(address: str) -> bool:
+    """One syntactically valid address with a domain (`maria` alone would go to a local mailbox)."""
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 def _arrived_at(row: InboundMessage) -> str:

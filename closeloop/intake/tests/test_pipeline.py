@@ -177,3 +177,10 @@ def test_the_same_message_id_on_different_content_is_a_new_input_the_same_conten
     assert (other.status, other.result) == ("processed", "opened") and other.case != first.case
     again = _in(mail(subject="Scan one", message_id="<1@scanner.local>"), channel="smtp")  # the first, via SMTP too
     assert (again.status, again.result, again.case) == ("duplicate", "same_message_id", first.case)
+
+
+def test_a_sender_that_is_not_a_mail_address_gets_no_acknowledgement_and_staff_see_why(practice, mail):
+    row = _in(mail(sender="maria"))  # From: Maria Gonzalez <maria>: our smarthost would deliver it locally
+    assert row.result == "opened" and not OutboxMessage.objects.exists()
+    [event] = row.case.events.filter(kind="ack_not_sent")
+    assert "maria" in event.data["reason"]
