@@ -35,6 +35,7 @@ from closeloop.cases.actions import Actor
 from closeloop.cases.documents import DocumentRejected, store_document
 from closeloop.cases.models import Case, Document, Party, RequestType, Team
 from closeloop.cases.stages import Stage
+from closeloop.outbound.models import OutboxMessage
 
 from . import lookups, match
 from .inbound import Inbound, read_raw, store_raw
@@ -344,6 +345,11 @@ def _specialist_answer(work: Work, case: Case) -> bool:
     if case.stage != "awaiting_specialist" or specialist is None or not sender:
         return False
     if sender != (specialist.user.email or "").lower():
+        return False
+    # A From header is anyone's to write (the requester holds the ack and the signed Reply-To):
+    # only a reply to the brief, whose Message-ID went to the specialist alone, is the answer.
+    if not OutboxMessage.objects.filter(case=case, purpose="specialist_brief",
+                                        message_id__in=work.parsed.thread_ids).exists():
         return False
     answer = _without_quote(work.parsed.body or "")
     if not answer:
