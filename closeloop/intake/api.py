@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
+from pydantic import field_validator
 
 from closeloop.cases.access import can, visible_cases
 from closeloop.cases.links import status_url
@@ -38,6 +41,18 @@ class SubmissionIn(Schema):
     request_type: str = Field("", max_length=50)
     fields: dict[str, Any] = Field(default_factory=dict)
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+
+    @field_validator("email")
+    @classmethod
+    def one_address(cls, value: str) -> str:
+        """Empty, or one mail address: the acknowledgement goes there."""
+        value = value.strip()
+        if value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                raise ValueError("email must be one mail address, like name@example.com") from None
+        return value
 
 
 class InboundOut(Schema):

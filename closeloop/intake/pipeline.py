@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -33,6 +35,7 @@ from closeloop.cases.actions import Actor
 from closeloop.cases.documents import DocumentRejected, store_document
 from closeloop.cases.models import Case, Document, Party, RequestType, Team
 from closeloop.cases.stages import Stage
+from closeloop.outbound.models import OutboxMessage
 
 from . import lookups, match
 from .inbound import Inbound, read_raw, store_raw
@@ -43,6 +46,7 @@ from .reply import reply_address, without_tag
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 300
 EMAIL_CHANNELS = {"imap", "smtp", "import"}
+FLOOD = "flood:"
 Status = InboundMessage.Status
 
 
@@ -151,8 +155,11 @@ def retry(row: InboundMessage, now: datetime | None = None) -> InboundMessage:
     """Send a quarantined row through the pipeline again (after a fix or a policy change)."""
     if row.status != Status.QUARANTINED:
         raise ValueError(f"inbound {row.pk} is {row.status}, not quarantined")
+    meta = row.meta
+    if row.error.startswith(FLOOD):  # a person looked at it and accepts it: the flood guard lets it through
+        meta = {**meta, "flood_accepted": True}
     InboundMessage.objects.filter(pk=row.pk, status=Status.QUARANTINED).update(
-        status=Status.RECEIVED, error="", claimed_until=None, result="")
+        status=Status.RECEIVED, error="", claimed_until=None, result="", meta=meta)
     row.refresh_from_db()
     return process(row, now=now)
 
@@ -200,8 +207,11 @@ def stage_parse(work: Work) -> None:
     row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
     row.subject, row.content_key = parsed.subject, match.content_key(parsed)
     if parsed.message_id:
+        # The same message (also by another channel) has the same content; a different message
+        # reusing the Message-ID (a scanner's fixed counter) is a new input.
         earlier = list(InboundMessage.objects.filter(
-            message_id=parsed.message_id, pk__lt=row.pk, status__in=[Status.PROCESSED, Status.DUPLICATE],
+            message_id=parsed.message_id, content_key=row.content_key, pk__lt=row.pk,
+            status__in=[Status.PROCESSED, Status.DUPLICATE],
         ).order_by("id").values_list("case_id", flat=True)[:1])
         if earlier:
             work.case = Case.objects.filter(pk=earlier[0]).first() if earlier[0] else None
@@ -249,10 +259,12 @@ def stage_weak_match(work: Work) -> None:
 def stage_guard(work: Work) -> None:
     if work.row.format == InboundMessage.Format.FILE and not _documents(work):
         raise IntakeError("the file was not accepted: " + "; ".join(work.notes))
+    if work.row.meta.get("flood_accepted"):
+        return
     opened = match.flooding(work.parsed.sender, work.now)
     if opened >= settings.CLOSELOOP_INTAKE_SENDER_LIMIT:
         raise IntakeError(
-            f"flood: {work.parsed.sender} opened {opened} cases in the last "
+            f"{FLOOD} {work.parsed.sender} opened {opened} cases in the last "
             f"{settings.CLOSELOOP_INTAKE_SENDER_WINDOW_MINUTES} minutes; retry to accept this one"
         )
 
@@ -279,7 +291,11 @@ def stage_open(work: Work) -> None:
 def stage_ack(work: Work) -> None:
     case, parsed = work.case, work.parsed
     assert case is not None
-    if parsed.sender and not parsed.suppress_ack:
+    if parsed.sender and not parsed.suppress_ack and not _answerable(parsed.sender):
+        reason = f"the sender address {parsed.sender!r} is not a mail address"
+        actions.record_event(case, Actor.system("intake"), "ack_not_sent", {"inbound": work.row.pk, "reason": reason},
+                             now=work.now)
+    elif parsed.sender and not parsed.suppress_ack:
         from closeloop.outbound.outbox import enqueue
         from closeloop.outbound.templates import render
 
@@ -329,6 +345,11 @@ def _specialist_answer(work: Work, case: Case) -> bool:
     if case.stage != "awaiting_specialist" or specialist is None or not sender:
         return False
     if sender != (specialist.user.email or "").lower():
+        return False
+    # A From header is anyone's to write (the requester holds the ack and the signed Reply-To):
+    # only a reply to the brief, whose Message-ID went to the specialist alone, is the answer.
+    if not OutboxMessage.objects.filter(case=case, purpose="specialist_brief",
+                                        message_id__in=work.parsed.thread_ids).exists():
         return False
     answer = _without_quote(work.parsed.body or "")
     if not answer:
@@ -400,6 +421,15 @@ def _requester(work: Work) -> Party | None:
     if not parties:
         parties.append(Party.objects.create(email=work.parsed.sender, name=work.parsed.sender_name))
     return parties[0]
+
+
+def _answerable(address: str) -> bool:
+    """One syntactically valid address with a domain (`maria` alone would go to a local mailbox)."""
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 def _arrived_at(row: InboundMessage) -> str:

@@ -31,9 +31,9 @@ def request_form(request: HttpRequest, slug: str) -> HttpResponse:
         if request.POST.get("website"):
             log.info("web form honeypot filled from %s; dropped", _ip(request))
             return render(request, "intake/form_done.html", {"reference": None, "request_type": request_type})
-        if rate_limited(_ip(request)):
-            return render(request, "intake/form_limited.html", {"request_type": request_type}, status=429)
         if form.is_valid():
+            if rate_limited(_ip(request)):  # counts valid submissions only: a typo costs no attempt
+                return render(request, "intake/form_limited.html", {"request_type": request_type}, status=429)
             row = submit(form, _ip(request))
             return redirect("intake:done", token=signing.dumps(row.pk, salt=SALT))
     return render(request, "intake/form.html", {"form": form, "request_type": request_type, "consent": CONSENT})

@@ -348,6 +348,8 @@ def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
         build_email(row, smtp).send()
     except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as exc:
         return exc
+    except ValueError as exc:  # Django refuses the address or a header (BadHeaderError): it never will send it
+        return exc
     except (OSError, smtplib.SMTPException) as exc:
         if hasattr(smtp, "connection"):
             smtp.connection = None  # force a reconnect for the next message
@@ -360,6 +362,8 @@ def _failed_with(row: OutboxMessage, exc: Exception) -> None:
         _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         _failed(row, f"recipients refused: {exc.recipients!r}", permanent=True)
+    elif isinstance(exc, ValueError):
+        _failed(row, f"{type(exc).__name__}: {exc}", permanent=True)
     else:
         _failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
 

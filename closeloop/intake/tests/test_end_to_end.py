@@ -90,3 +90,24 @@ def test_a_specialist_answers_by_replying_to_the_brief(practice, mail, smtp_serv
     assert case.stage == "ready_to_reply" and case.specialist_answer == "Physio first, review in six weeks."
     event = case.events.get(kind="specialist_answered")
     assert event.actor_staff == practice.specialist
+
+
+def test_a_forged_specialist_answer_from_the_requester_is_not_taken_as_the_answer(practice, mail, smtp_server):
+    """The requester holds the ack (its Message-ID, the signed Reply-To); only the brief's Message-ID
+    proves the specialist's own mailbox: a From header alone is anyone's to write."""
+    from closeloop.cases import actions
+    from closeloop.outbound.models import OutboxMessage
+
+    row, _ = receive_and_process(Inbound(channel="smtp", raw=mail(sender="shah@clinic.example")))
+    case = row.case
+    ack = OutboxMessage.objects.get(case=case, purpose="ack")
+    actions.hand_to_specialist(case, actions.Actor.of(practice.coordinator), specialist=practice.specialist,
+                               question="Surgical consult or physio first?")
+    forged = mail(sender=practice.specialist.user.email, subject="Re: your request", body="Surgery at once.",
+                  to=ack.headers["Reply-To"], headers={"In-Reply-To": ack.message_id})
+    row, _ = receive_and_process(Inbound(channel="smtp", raw=forged))
+    row.refresh_from_db()
+    case.refresh_from_db()
+    assert row.result == "threaded" and row.case == case  # kept on the case for a person to read
+    assert case.stage == "awaiting_specialist" and not case.specialist_answer
+    assert not case.events.filter(kind="specialist_answered").exists()

@@ -160,3 +160,27 @@ def test_a_new_sender_gets_one_party_and_a_new_case(practice, mail):
     row = _in(mail(sender="new.patient@example.com", subject="Referral for knee pain"))
     assert row.result == "opened"
     assert list(Party.objects.filter(email="new.patient@example.com")) == [row.case.requester]
+
+
+def test_a_staff_retry_accepts_a_flood_quarantined_message_while_the_flood_window_lasts(practice, mail, settings):
+    settings.CLOSELOOP_INTAKE_SENDER_LIMIT = 2
+    rows = [_in(mail(subject=f"Referral number {i}", body=f"Patient {i}")) for i in range(3)]
+    assert rows[2].status == "quarantined" and "flood" in rows[2].error
+    retried = retry(rows[2])  # the limit and the window are unchanged: a person decided to accept it
+    assert (retried.status, retried.result) == ("processed", "opened")
+    assert _in(mail(subject="Referral number 9", body="Patient 9")).status == "quarantined"  # the guard still holds
+
+
+def test_the_same_message_id_on_different_content_is_a_new_input_the_same_content_a_duplicate(practice, mail):
+    first = _in(mail(subject="Scan one", message_id="<1@scanner.local>"), channel="imap")
+    other = _in(mail(subject="Scan two", body="Another patient", message_id="<1@scanner.local>"), channel="imap")
+    assert (other.status, other.result) == ("processed", "opened") and other.case != first.case
+    again = _in(mail(subject="Scan one", message_id="<1@scanner.local>"), channel="smtp")  # the first, via SMTP too
+    assert (again.status, again.result, again.case) == ("duplicate", "same_message_id", first.case)
+
+
+def test_a_sender_that_is_not_a_mail_address_gets_no_acknowledgement_and_staff_see_why(practice, mail):
+    row = _in(mail(sender="maria"))  # From: Maria Gonzalez <maria>: our smarthost would deliver it locally
+    assert row.result == "opened" and not OutboxMessage.objects.exists()
+    [event] = row.case.events.filter(kind="ack_not_sent")
+    assert "maria" in event.data["reason"]

@@ -131,3 +131,14 @@ def test_times_in_messages_read_in_the_teams_own_zone(case, settings):
     case.team = None
     _, unzoned = render(case, "ack", {"next_step": "x", "expected": datetime(2026, 11, 24, 19, 0, tzinfo=UTC)})
     assert "Tuesday 24 November, 19:00 UTC" in unzoned  # no team, no calendar: the display zone
+
+
+@pytest.mark.parametrize("bad", ["a@example.com, victim@other.example", "a@example.com\r\nBcc: victim@other.example"])
+def test_an_address_smtp_cannot_take_fails_that_message_visibly_and_the_rest_still_go(case, smtp_server, bad):
+    enqueue(case=case, purpose="ack", to=[bad], subject="s", body="b")
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    assert deliver_due() == 1  # before: Django's ValueError escaped and ended the whole run
+    assert smtp_server.to("maria@example.com") and len(smtp_server.messages) == 1
+    failed = OutboxMessage.objects.get(purpose="ack")
+    assert failed.status == "failed" and "Invalid address" in failed.last_error
+    assert case.events.filter(kind="mail_failed").exists()

@@ -136,10 +136,7 @@ def test_the_quarantine_queue_lists_failures_and_retries_them(transactional_db: 
     expect(page.get_by_role("heading", name="Quarantine", level=1)).to_be_visible()
     expect(page.get_by_role("cell", name="flood: frontdesk@clinic.example opened 0 cases")).to_be_visible()
     assert_accessible(page)
-    page.get_by_role("button", name="Retry").click()
-    expect(page.get_by_text("Still failing")).to_be_visible()
-    settings.CLOSELOOP_INTAKE_SENDER_LIMIT = 10
-    page.get_by_role("button", name="Retry").click()
+    page.get_by_role("button", name="Retry").click()  # a person's retry accepts a flood-held message
     row.refresh_from_db()
     expect(page.get_by_text(f"Processed into {row.case.reference}.")).to_be_visible()
     expect(page.get_by_text("Nothing in quarantine.")).to_be_visible()

@@ -2,8 +2,9 @@
 
 A file is taken only when its size and modification time are the same on two looks in a
 row (a writer still busy changes one of them). It is stored raw, processed, and moved to
-`processed/`, or to `failed/` when it is not a PDF or TIFF or ended in quarantine; the
-raw bytes are in the store either way.
+`processed/`, or to `failed/` when it ended in quarantine (a file that is not a PDF or
+TIFF is quarantined without processing); the raw bytes are in the store either way and
+staff see every failure in the quarantine.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage
-from closeloop.intake.pipeline import process, receive
+from closeloop.intake.pipeline import CLAIM_SECONDS, process, quarantine, receive
 
 log = logging.getLogger(__name__)
 CHANNEL = "folder"
@@ -49,14 +52,18 @@ class Watcher:
 
     def _take(self, path: Path) -> int:
         raw = path.read_bytes()
-        if path.suffix.lower() not in SUFFIXES:
-            self._move(path, "failed")
-            log.warning("watched folder: %s is not a PDF or TIFF; moved to failed/", path.name)
-            return 0
         meta = {"filename": path.name, **({"request_type": self.request_type} if self.request_type else {})}
+        scan = path.suffix.lower() in SUFFIXES
+        # A file to quarantine is born claimed, so the worker's process_due cannot take it meanwhile.
+        claimed = None if scan else timezone.now() + timedelta(seconds=CLAIM_SECONDS)
         row, created = receive(Inbound(channel=CHANNEL, raw=raw, format="file",
-                                       external_id="sha256:" + hashlib.sha256(raw).hexdigest(), meta=meta))
-        if created:
+                                       external_id="sha256:" + hashlib.sha256(raw).hexdigest(), meta=meta),
+                               claimed_until=claimed)
+        if created and not scan:
+            # Kept and shown in the staff quarantine (a retry runs the document checks on it).
+            log.warning("watched folder: %s is not a PDF or TIFF; quarantined, moved to failed/", path.name)
+            quarantine(row, f"{path.name} is not a PDF or TIFF; the watched folder takes scans and faxes only")
+        elif created:
             process(row)
             row.refresh_from_db()
         self._move(path, "failed" if row.status == InboundMessage.Status.QUARANTINED else "processed")

@@ -2,9 +2,9 @@
 
 Idempotency has two keys. Within one UIDVALIDITY, `last_uid` says what was fetched and
 the row's external id `imap:<mailbox>:<uidvalidity>:<uid>` makes a refetch a no-op. When
-the server renumbers the folder (UIDVALIDITY changes), every message is seen again: a
-Message-ID already received is then marked processed on the server without being
-stored twice.
+the server renumbers the folder (UIDVALIDITY changes), every message is seen again: bytes
+already received are then marked processed on the server without being stored twice
+(a Message-ID alone is not enough: scanners and gateways reuse them).
 
 Loop per mailbox (`MailboxRunner.run`):
 1. connect (TLS, STARTTLS or plain), log in, select the folder;
@@ -15,6 +15,7 @@ Loop per mailbox (`MailboxRunner.run`):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import ssl
@@ -105,11 +106,13 @@ def _one(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, heade
     ids = ID_RE.findall(raw_header.decode("ascii", "replace"))
     message_id = ids[0] if ids else ""
     stored = 0
-    known = bool(message_id) and InboundMessage.objects.filter(message_id=message_id).exists()
+    body = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+    if body is None:  # expunged by someone else meanwhile
+        return 0
+    # Known: these very bytes were received before (a rescan after a UIDVALIDITY change). A
+    # Message-ID alone is no proof: a different message reusing one is a new input.
+    known = InboundMessage.objects.filter(sha256=hashlib.sha256(bytes(body)).hexdigest()).exists()
     if not known:
-        body = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
-        if body is None:  # expunged by someone else meanwhile
-            return 0
         row, created = receive(Inbound(
             channel=CHANNEL, raw=bytes(body), external_id=f"imap:{mailbox.pk}:{uidvalidity}:{uid}",
             message_id=message_id, meta={**_route(mailbox), "mailbox": mailbox.pk, "uid": uid},

@@ -102,7 +102,9 @@ class Handler:
         route = (getattr(envelope, "closeloop_routes", None) or [{}])[0]
         meta = {**{k: v for k, v in route.items() if v}, "rcpt_to": list(envelope.rcpt_tos),
                 "mail_from": envelope.mail_from or "", "peer": str(session.peer[0]) if session.peer else ""}
-        inbound = Inbound(channel=CHANNEL, raw=raw, external_id=_message_id(raw), meta=meta)
+        # Keyed by the bytes (a resend after a timeout repeats them), not the Message-ID alone:
+        # a different message reusing one must not be taken for a resend and dropped.
+        inbound = Inbound(channel=CHANNEL, raw=raw, message_id=_message_id(raw), meta=meta)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.pool, _in_thread, _receive_and_schedule, inbound, self.pool)

@@ -102,3 +102,11 @@ def test_the_rate_limit_window_ends_and_calls_are_accepted_again(api, settings):
         assert refused.status_code == 429 and refused["Retry-After"] == "55"
         clock.shift(56)
         assert api("get", "/inbound").status_code == 200
+
+
+@pytest.mark.parametrize("email", ["office@drlee.example, victim@other.example",
+                                   "office@drlee.example\r\nBcc: x@y.example", "not an address"])
+def test_a_requester_address_that_is_not_one_address_is_refused_with_a_clear_error(api, email):
+    response = api("post", "/submissions", {**SUBMISSION, "email": email})
+    assert response.status_code == 422 and "email" in response.content.decode()
+    assert not InboundMessage.objects.exists()

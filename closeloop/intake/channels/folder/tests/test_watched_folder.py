@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from closeloop.intake.channels.folder.adapter import Watcher
+from closeloop.intake.inbound import read_raw
 from closeloop.intake.models import InboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +45,14 @@ def test_the_same_scan_dropped_twice_is_one_case(tmp_path, practice):
     watcher.look()
     assert InboundMessage.objects.count() == 1
     assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == ["a-1.tiff", "a.tiff"]
+
+
+def test_a_file_that_is_not_a_scan_is_kept_and_shown_in_the_quarantine(tmp_path, practice):
+    watcher = Watcher(tmp_path)
+    (tmp_path / "referral.docx").write_bytes(b"PK\x03\x04 a word document")
+    watcher.look()
+    watcher.look()
+    assert [p.name for p in (tmp_path / "failed").iterdir()] == ["referral.docx"]
+    row = InboundMessage.objects.get(channel="folder")  # staff see it, with why, and the bytes are kept
+    assert row.status == "quarantined" and "referral.docx" in row.error and "PDF or TIFF" in row.error
+    assert read_raw(row.raw_path) == b"PK\x03\x04 a word document"

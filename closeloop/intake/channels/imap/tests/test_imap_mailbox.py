@@ -111,3 +111,15 @@ def test_the_idle_loop_survives_a_server_restart(dovecot, practice, monkeypatch)
 
 def _wait(predicate, timeout=20.0):
     wait_for(predicate, timeout, "the mailbox")
+
+
+@pytest.mark.django_db
+def test_a_different_message_reusing_a_known_message_id_is_still_fetched(dovecot, practice, monkeypatch):
+    mailbox = _mailbox(dovecot, practice, monkeypatch)
+    _append(dovecot, make_mail(sender="scanner@example.com", subject="Scan one", message_id="<1@scanner.local>"))
+    assert poll_once(mailbox) == 1
+    _append(dovecot, make_mail(sender="scanner@example.com", subject="Scan two", body="Another patient",
+                               message_id="<1@scanner.local>"))
+    assert poll_once(mailbox) == 1
+    assert sorted(InboundMessage.objects.values_list("subject", "result")) == [
+        ("Scan one", "opened"), ("Scan two", "opened")]

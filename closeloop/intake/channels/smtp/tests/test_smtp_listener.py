@@ -103,3 +103,16 @@ def test_with_auth_configured_it_needs_starttls_and_the_password(tls_auth_intake
         client.sendmail("maria@example.com", ["records@intake.local"], make_mail())
     row = _wait_for(lambda: InboundMessage.objects.filter(status="processed").first())
     assert row.case.request_type.slug == "records"
+
+
+def test_a_different_message_reusing_a_message_id_is_not_dropped(smtp_intake):
+    # Scanners and fax gateways with a fixed or reset counter reuse Message-IDs: only a resend of the
+    # same message is the same input.
+    for patient in ("Maria Gonzalez", "John Park"):
+        with smtplib.SMTP(smtp_intake.host, smtp_intake.port) as client:
+            client.sendmail("scanner@example.com", ["referrals@intake.local"],
+                            make_mail(sender="scanner@example.com", subject=f"Scan: {patient}",
+                                      body=f"Referral for {patient}", message_id="<1@scanner.local>"))
+    _wait_for(lambda: InboundMessage.objects.filter(status="processed").count() == 2)
+    assert sorted(InboundMessage.objects.values_list("subject", "result")) == [
+        ("Scan: John Park", "opened"), ("Scan: Maria Gonzalez", "opened")]

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 
 from closeloop.intake.models import InboundMessage
@@ -72,3 +75,24 @@ def test_one_address_is_rate_limited(visitor, settings):
 
 def test_an_unknown_type_is_not_found(visitor):
     assert visitor.get("/forms/no-such-type/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_submissions_from_one_address_cannot_pass_the_limit_together(practice, settings):
+    """Ten posts at the same instant against a limit of two: counting stored rows let them all through."""
+    settings.CLOSELOOP_FORM_RATE_LIMIT = 2
+    threads = 10
+    barrier = Barrier(threads)
+
+    def one(i: int) -> int:
+        data = {"name": "Bot", "email": f"bot{i}@example.com", "message": f"request {i}", "consent": "on"}
+        barrier.wait()
+        try:
+            return Client().post("/forms/referral/", data, REMOTE_ADDR="192.0.2.66").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        codes = list(pool.map(one, range(threads)))
+    assert sorted(codes) == [302] * 2 + [429] * 8
+    assert InboundMessage.objects.filter(channel="webform").count() == 2
