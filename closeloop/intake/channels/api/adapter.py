@@ -12,7 +12,7 @@ import hashlib
 from closeloop.cases.models import Staff
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage
-from closeloop.intake.pipeline import process, receive
+from closeloop.intake.pipeline import receive_and_process
 
 CHANNEL = "api"
 
@@ -25,10 +25,9 @@ def submit(body: bytes, staff: Staff, key: str = "") -> tuple[InboundMessage, bo
     """(row, created): a repeat with the same key answers with the first row."""
     digest = hashlib.sha256(body).hexdigest()
     external_id = f"key:{staff.pk}:{key}" if key else f"sha256:{digest}"
-    row, created = receive(Inbound(channel=CHANNEL, raw=body, external_id=external_id, format="json",
-                                   meta={"client": staff.pk}))
-    if not created:
-        if row.sha256 != digest:
-            raise KeyReused("this Idempotency-Key was already used with a different request body")
-        return row, False
-    return process(row), True
+    # Born claimed by this request, so the answer carries the case a worker could otherwise take first.
+    row, created = receive_and_process(Inbound(channel=CHANNEL, raw=body, external_id=external_id, format="json",
+                                               meta={"client": staff.pk}))
+    if not created and row.sha256 != digest:
+        raise KeyReused("this Idempotency-Key was already used with a different request body")
+    return row, created

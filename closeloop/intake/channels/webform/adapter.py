@@ -18,7 +18,7 @@ from closeloop.cases.documents import DocumentRejected, check, safe_filename
 from closeloop.cases.models import RequestType
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage
-from closeloop.intake.pipeline import process, receive
+from closeloop.intake.pipeline import receive_and_process
 from closeloop.intake.ratelimit import hit
 from closeloop.outbound.templates import FIELD_LABELS
 
@@ -99,9 +99,10 @@ def rate_limited(ip: str) -> bool:
 
 def submit(form: RequestForm, ip: str) -> InboundMessage:
     raw = json.dumps(form.payload(), sort_keys=True).encode()
-    row, created = receive(Inbound(channel=CHANNEL, raw=raw, format="json",
-                                   meta={"ip": ip, "request_type": form.request_type.slug}))
+    # Born claimed by this request (not left for a worker to take in between), so the visitor is
+    # shown their reference.
+    row, created = receive_and_process(Inbound(channel=CHANNEL, raw=raw, format="json",
+                                               meta={"ip": ip, "request_type": form.request_type.slug}))
     if created:
-        process(row)
         row.refresh_from_db()
     return row

@@ -96,3 +96,29 @@ def test_simultaneous_submissions_from_one_address_cannot_pass_the_limit_togethe
         codes = list(pool.map(one, range(threads)))
     assert sorted(codes) == [302] * 2 + [429] * 8
     assert InboundMessage.objects.filter(channel="webform").count() == 2
+
+
+def test_a_worker_looking_at_the_same_instant_cannot_take_the_submission_from_the_form(visitor):
+    """The form processes its submission itself so it can show the reference. If a worker claimed the
+    new row in the instant between storing and processing, the form would say "we will be in touch"
+    without one. The row is born claimed by the form, so the worker's compare-and-set finds nothing."""
+    from django.db.models.signals import post_save
+    from django.utils import timezone
+
+    from closeloop.intake.pipeline import claim
+
+    taken = []
+
+    def worker_looks(sender, instance, created, **kwargs):  # as process_due sees a row, stopped mid-work
+        if created:
+            row, now = InboundMessage.objects.get(pk=instance.pk), timezone.now()
+            taken.append(not (row.claimed_until and row.claimed_until > now) and claim(row, now))
+
+    post_save.connect(worker_looks, sender=InboundMessage)
+    try:
+        response = _post(visitor)
+    finally:
+        post_save.disconnect(worker_looks, sender=InboundMessage)
+    assert taken == [False]
+    done = visitor.get(response["Location"]).content.decode()
+    assert InboundMessage.objects.get(channel="webform").case.reference in done
