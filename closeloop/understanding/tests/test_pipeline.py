@@ -161,3 +161,19 @@ def test_a_configured_llm_adds_a_second_opinion_for_the_person_at_triage(trained
     event = case.events.get(kind="sent_to_triage")
     assert event.data["suggestions"][-1]["source"] == "llm"
     assert case.events.filter(kind="classified").count() == 0  # a suggestion, never applied by itself
+
+
+def test_a_broken_llm_never_stops_the_case_reaching_triage_with_its_fields(trained, practice, settings):
+    settings.CLOSELOOP_LLM_URL = "http://[::1"  # a typo in the setting
+    practice.types["refill"].confidence_threshold = 1.0
+    practice.types["refill"].save()
+    case = _open("Please refill my meloxicam prescription at CVS.\nPatient: Maria Gonzalez\nDOB: 04/05/1961")
+    enqueue_case(case)
+    assert run_jobs() == 1
+    case.refresh_from_db()
+    assert UnderstandingJob.objects.get(case=case).state == JobState.DONE
+    assert case.stage == Stage.TRIAGE
+    suggestions = case.events.get(kind="sent_to_triage").data["suggestions"]
+    assert suggestions and all(s.get("source") != "llm" for s in suggestions)
+    assert case.fields["patient_name"]["value"] == "Maria Gonzalez"
+    assert case.fields["date_of_birth"]["value"] == "1961-04-05"
