@@ -56,7 +56,20 @@ NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
                         r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
                         re.I)
-
+# What forms hold where there is no value: taken as a value it would mark a required field present.
+PLACEHOLDER_RE = re.compile(r"(?i)^(?:n/?a|none|nil|null|unknown|unk|tbd|tba|pending|same(?: as above)?|"
+                            r"see (?:attached|above|below|enclosed|notes?)|not (?:applicable|provided|available|"
+                            r"known|given)|[-_.?x/ ]*)$")
+# Words of requests, offices and mail subjects: a "name" holding one ("Re: Appointment Request",
+# "Dr Smith Office", "Please Call Me") is a phrase in title case, not a person.
+NOT_A_NAME = frozenset("""
+    about appointment appt attached authorization auth billing call cancel cancellation center centre claim clinic
+    consult consultation copy department dept doctor fax follow followup form forms fwd hello help hi hospital
+    imaging information info inquiry enquiry insurance invoice lab labs letter me medical medication mri my new note
+    notes office our patient payment please practice prescription prior question questions re records record
+    referral referrals refill refills regarding report reschedule request requests result results rx scan schedule
+    scheduling stat statement status test tests thanks the update urgent visit your
+""".split())
 
 @dataclass
 class Found:
@@ -94,7 +107,9 @@ def _clean_name(value: str) -> str | None:
     if "," in value and NAME_RE.match(value):  # "Gonzalez, Maria" → "Maria Gonzalez"
         last, _, first = value.partition(",")
         value = f"{first.strip()} {last.strip()}"
-    return value if NAME_RE.match(value) else None
+    if not NAME_RE.match(value) or any(w.strip(".'-").lower() in NOT_A_NAME for w in value.split()):
+        return None
+    return value
 
 
 def _parse_date(value: str, today: date) -> date | None:
@@ -196,6 +211,8 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
     for m in LABEL_RE.finditer(page.text):
         name = FIELD_OF[re.sub(r"\s+", " ", m.group("label").lower())]
         raw = m.group("value")
+        if PLACEHOLDER_RE.match(raw.strip()):
+            continue
         keep(name, _validator(name, today)(raw), 0.95, m.start("value"), m.end("value"))
     _unlabelled(page, keep, today)
     return found
