@@ -89,12 +89,21 @@ class Found:
         return {"value": self.value, "confidence": round(self.confidence, 3), "source": source}
 
 
+# Labels that end the value before them when they follow on the same line.
+INLINE_STOPS = ["dob", "d.o.b.", "d.o.b", "date of birth", "birth date", "birthdate", "phone", "phone number",
+                "telephone", "tel", "cell", "mobile", "npi", "member id", "email", "e-mail", "sex", "gender", "age",
+                "mrn"]
+
+
 def _label_pattern() -> re.Pattern[str]:
     names = sorted({label for labels in LABELS.values() for label in labels}, key=len, reverse=True)
     alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
     # A label at a line start (or after a "|" / two spaces in table-like faxes), then ":" or "#".
+    stops = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in sorted(INLINE_STOPS, key=len, reverse=True))
+    # A value ends at two spaces, a "|", the line's end, or another form label on the same line
+    # ("RE: Maria Gonzalez DOB: 03/14/52"), which the unlabelled cues then read.
     return re.compile(rf"(?im)(?:^|\|\s*|\s{{2,}})(?P<label>{alternatives})\s*[:#]\s*"
-                      r"(?P<value>[^\n|]*?)\s*(?=\s{2,}|\||$)")
+                      rf"(?P<value>[^\n|]*?)\s*?(?=\s{{2,}}|\||$|\s(?:{stops})\s*[:#])")
 
 
 LABEL_RE = _label_pattern()
@@ -112,7 +121,9 @@ def _clean_name(value: str) -> str | None:
     return value
 
 
-def _parse_date(value: str, today: date) -> date | None:
+def _parse_date(value: str, today: date, *, past: bool = False) -> date | None:
+    """The first date in `value`; `past`: a two-digit year is the latest one not after today
+    (a birth date "03/14/52" is 1952, where dateutil's window would make it 2052)."""
     from dateutil import parser
 
     match = DATE_RE.search(value)
@@ -120,13 +131,15 @@ def _parse_date(value: str, today: date) -> date | None:
         return None
     try:
         parsed = parser.parse(match.group(0), dayfirst=False, default=None).date()  # type: ignore[arg-type]
+        if past and re.search(r"[/\-.]\d{2}$", match.group(0)) and parsed >= today:
+            parsed = parsed.replace(year=parsed.year - 100)
     except (ValueError, OverflowError):
         return None
     return parsed if 1900 <= parsed.year <= today.year + 2 else None
 
 
 def _dob(value: str, today: date) -> str | None:
-    parsed = _parse_date(value, today)
+    parsed = _parse_date(value, today, past=True)
     return parsed.isoformat() if parsed and parsed < today else None
 
 

@@ -72,6 +72,14 @@ def test_a_placeholder_is_not_a_value_so_the_field_stays_missing(value):
     assert extract([Page(1, text, "text")], today=TODAY) == {}
 
 
+def test_fields_sharing_a_line_are_each_read_and_a_two_digit_birth_year_is_in_the_past():
+    found = extract([Page(1, "RE: Maria Gonzalez DOB: 03/14/52 Phone: (617) 555-0142\n", "text")], today=TODAY)
+    assert found["patient_name"].value == "Maria Gonzalez"
+    assert found["date_of_birth"].value == "1952-03-14"
+    assert found["phone"].value == "+16175550142"
+    assert extract([Page(1, "DOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"].value == "2024-01-02"
+
+
 def test_npi_check_digit_uses_the_80840_prefix():
     assert npi_valid("1234567893")
     assert not npi_valid("1234567890")
