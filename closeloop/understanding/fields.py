@@ -36,7 +36,8 @@ LABELS: dict[str, list[str]] = {
                         "appointment date", "date requested", "dates of service"],
 }
 
-URGENT_RE = re.compile(r"\b(urgent(?:ly)?|stat|asap|as soon as possible|expedite[ds]?|emergent|priority)\b", re.I)
+URGENT_RE = re.compile(r"\b(urgent(?:ly)?(?!\s+care\b)|stat|asap|as soon as possible|expedite[ds]?|emergent|"
+                       r"priority)\b", re.I)  # "Urgent Care" is a kind of clinic
 ICD10_RE = re.compile(r"\b([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})\b")
 NPI_RE = re.compile(r"\bNPI\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{10})\b", re.I)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -80,6 +80,10 @@ def test_fields_sharing_a_line_are_each_read_and_a_two_digit_birth_year_is_in_th
     assert extract([Page(1, "DOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"].value == "2024-01-02"
 
 
+def test_an_urgent_care_clinic_is_not_an_urgency_field():
+    assert "urgency" not in extract([Page(1, "Seen at Urgent Care on Monday for a sprain", "email")], today=TODAY)
+
+
 def test_npi_check_digit_uses_the_80840_prefix():
     assert npi_valid("1234567893")
     assert not npi_valid("1234567890")
