@@ -95,8 +95,9 @@ def _staff(request: HttpRequest) -> Staff:
 def _prediction(p: Prediction) -> PredictionOut:
     top = [SuggestionOut(type=str(s.get("type", "")), confidence=float(s.get("confidence", 0.0)),
                          source=str(s.get("source", "model"))) for s in p.suggestions if isinstance(s, dict)]
+    top = [s for s in top if s.source != "llm"][:3] + [s for s in top if s.source == "llm"]  # the LLM's beside them
     return PredictionOut(created_at=p.created_at, source=p.source, type=p.label, confidence=round(p.confidence, 4),
-                         routed=p.routed, top=top[:3], model_version=p.model_version.name if p.model_version else None,
+                         routed=p.routed, top=top, model_version=p.model_version.name if p.model_version else None,
                          rule=p.rule.name if p.rule else None, novelty=(p.scores or {}).get("novelty"))
 
 

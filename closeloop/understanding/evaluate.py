@@ -8,6 +8,7 @@ test file they measure how many such requests go to people.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 import tracemalloc
@@ -31,28 +32,59 @@ class Dataset:
 
 
 def load_dataset(path: Path, text_col: str = "text", label_col: str = "label") -> Dataset:
-    """Rows from CSV (header row) or JSONL; rows with an empty text or label are skipped."""
+    """Rows from CSV (header row), JSONL, or a JSON array of objects; rows with an empty text or
+    label are skipped (a label or text of 0 is a value, not empty)."""
     if not path.exists():
         raise DatasetError(f"{path} does not exist")
-    rows: list[dict[str, Any]]
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{number}: not JSON: {exc}") from None
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path} is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    rows = _json_rows(path, raw) if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else _csv_rows(path, raw)
     if rows and (text_col not in rows[0] or label_col not in rows[0]):
         raise DatasetError(f"{path} has columns {sorted(rows[0])}; asked for {text_col!r} and {label_col!r}")
-    pairs = [(str(r.get(text_col) or ""), str(r.get(label_col) or "")) for r in rows]
+    pairs = [(_cell(r.get(text_col)), _cell(r.get(label_col))) for r in rows]
     pairs = [(t, lab) for t, lab in pairs if t.strip() and lab.strip()]
     if not pairs:
         raise DatasetError(f"{path} holds no labelled rows")
     return Dataset([t for t, _ in pairs], [lab for _, lab in pairs])
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _csv_rows(path: Path, raw: str) -> list[dict[str, Any]]:
+    try:
+        return list(csv.DictReader(io.StringIO(raw, newline="")))
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: not readable as CSV: {exc}") from None
+
+
+def _json_rows(path: Path, raw: str) -> list[dict[str, Any]]:
+    """A JSON array of objects, or one object per line (JSONL)."""
+    if raw.lstrip().startswith("["):
+        try:
+            whole = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise DatasetError(f"{path}: not a JSON array: {exc}") from None
+        for number, row in enumerate(whole, 1):
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}: row {number} of the array is not a JSON object")
+        return list(whole)
+    rows = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise DatasetError(f"{path}:{number}: not JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}: line {number} is not a JSON object with the columns; the file must hold "
+                               "one object per line (JSONL) or an array of objects")
+        rows.append(row)
+    return rows
 
 
 def _f1(p: float, r: float) -> float:
@@ -96,7 +128,8 @@ def evaluate(model: TextClassifier, train: Dataset, test: Dataset, *, oos_label:
     tracemalloc.stop()
     in_scope = [i for i, lab in enumerate(test.labels) if lab != oos_label]
     oos = [i for i, lab in enumerate(test.labels) if lab == oos_label]
-    result = score([test.labels[i] for i in in_scope], [predictions[i].label for i in in_scope], model.labels)
+    classes = sorted(set(model.labels) | {test.labels[i] for i in in_scope})  # a class only the test holds scores 0
+    result = score([test.labels[i] for i in in_scope], [predictions[i].label for i in in_scope], classes)
     routed = [i for i in in_scope if predictions[i].routed(threshold)]
     routed_right = sum(1 for i in routed if predictions[i].label == test.labels[i])
     result.update({
@@ -115,6 +148,9 @@ def evaluate(model: TextClassifier, train: Dataset, test: Dataset, *, oos_label:
 def compare(train: Dataset, test: Dataset, *, oos_label: str = "oos", threshold: float = 0.8,
             config: Config | None = None) -> dict[str, Any]:
     """The configured classifier and the TF-IDF + LR baseline, same files, same run."""
+    labels = sorted({label for label in train.labels if label != oos_label})
+    if len(labels) < 2:
+        raise DatasetError(f"the training file needs at least two labels besides {oos_label!r}; it has {labels}")
     return {
         "model": evaluate(TextClassifier(config), train, test, oos_label=oos_label, threshold=threshold),
         "baseline": evaluate(BaselineClassifier(), train, test, oos_label=oos_label, threshold=threshold),

@@ -36,7 +36,8 @@ LABELS: dict[str, list[str]] = {
                         "appointment date", "date requested", "dates of service"],
 }
 
-URGENT_RE = re.compile(r"\b(urgent(?:ly)?|stat|asap|as soon as possible|expedite[ds]?|emergent|priority)\b", re.I)
+URGENT_RE = re.compile(r"\b(urgent(?:ly)?(?!\s+care\b)|stat|asap|as soon as possible|expedite[ds]?|emergent|"
+                       r"priority)\b", re.I)  # "Urgent Care" is a kind of clinic
 ICD10_RE = re.compile(r"\b([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})\b")
 NPI_RE = re.compile(r"\bNPI\s*(?:#|no\.?|number)?\s*[:#]?\s*(\d{10})\b", re.I)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -56,7 +57,20 @@ NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
                         r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
                         re.I)
-
+# What forms hold where there is no value: taken as a value it would mark a required field present.
+PLACEHOLDER_RE = re.compile(r"(?i)^(?:n/?a|none|nil|null|unknown|unk|tbd|tba|pending|same(?: as above)?|"
+                            r"see (?:attached|above|below|enclosed|notes?)|not (?:applicable|provided|available|"
+                            r"known|given)|[-_.?x/ ]*)$")
+# Words of requests, offices and mail subjects: a "name" holding one ("Re: Appointment Request",
+# "Dr Smith Office", "Please Call Me") is a phrase in title case, not a person.
+NOT_A_NAME = frozenset("""
+    about appointment appt attached authorization auth billing call cancel cancellation center centre claim clinic
+    consult consultation copy department dept doctor fax follow followup form forms fwd hello help hi hospital
+    imaging information info inquiry enquiry insurance invoice lab labs letter me medical medication mri my new note
+    notes office our patient payment please practice prescription prior question questions re records record
+    referral referrals refill refills regarding report reschedule request requests result results rx scan schedule
+    scheduling stat statement status test tests thanks the update urgent visit your
+""".split())
 
 @dataclass
 class Found:
@@ -76,12 +90,21 @@ class Found:
         return {"value": self.value, "confidence": round(self.confidence, 3), "source": source}
 
 
+# Labels that end the value before them when they follow on the same line.
+INLINE_STOPS = ["dob", "d.o.b.", "d.o.b", "date of birth", "birth date", "birthdate", "phone", "phone number",
+                "telephone", "tel", "cell", "mobile", "npi", "member id", "email", "e-mail", "sex", "gender", "age",
+                "mrn"]
+
+
 def _label_pattern() -> re.Pattern[str]:
     names = sorted({label for labels in LABELS.values() for label in labels}, key=len, reverse=True)
     alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
     # A label at a line start (or after a "|" / two spaces in table-like faxes), then ":" or "#".
+    stops = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in sorted(INLINE_STOPS, key=len, reverse=True))
+    # A value ends at two spaces, a "|", the line's end, or another form label on the same line
+    # ("RE: Maria Gonzalez DOB: 03/14/52"), which the unlabelled cues then read.
     return re.compile(rf"(?im)(?:^|\|\s*|\s{{2,}})(?P<label>{alternatives})\s*[:#]\s*"
-                      r"(?P<value>[^\n|]*?)\s*(?=\s{2,}|\||$)")
+                      rf"(?P<value>[^\n|]*?)\s*?(?=\s{{2,}}|\||$|\s(?:{stops})\s*[:#])")
 
 
 LABEL_RE = _label_pattern()
@@ -94,10 +117,14 @@ def _clean_name(value: str) -> str | None:
     if "," in value and NAME_RE.match(value):  # "Gonzalez, Maria" → "Maria Gonzalez"
         last, _, first = value.partition(",")
         value = f"{first.strip()} {last.strip()}"
-    return value if NAME_RE.match(value) else None
+    if not NAME_RE.match(value) or any(w.strip(".'-").lower() in NOT_A_NAME for w in value.split()):
+        return None
+    return value
 
 
-def _parse_date(value: str, today: date) -> date | None:
+def _parse_date(value: str, today: date, *, past: bool = False) -> date | None:
+    """The first date in `value`; `past`: a two-digit year is the latest one not after today
+    (a birth date "03/14/52" is 1952, where dateutil's window would make it 2052)."""
     from dateutil import parser
 
     match = DATE_RE.search(value)
@@ -105,13 +132,15 @@ def _parse_date(value: str, today: date) -> date | None:
         return None
     try:
         parsed = parser.parse(match.group(0), dayfirst=False, default=None).date()  # type: ignore[arg-type]
+        if past and re.search(r"[/\-.]\d{2}$", match.group(0)) and parsed >= today:
+            parsed = parsed.replace(year=parsed.year - 100)
     except (ValueError, OverflowError):
         return None
     return parsed if 1900 <= parsed.year <= today.year + 2 else None
 
 
 def _dob(value: str, today: date) -> str | None:
-    parsed = _parse_date(value, today)
+    parsed = _parse_date(value, today, past=True)
     return parsed.isoformat() if parsed and parsed < today else None
 
 
@@ -196,6 +225,8 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
     for m in LABEL_RE.finditer(page.text):
         name = FIELD_OF[re.sub(r"\s+", " ", m.group("label").lower())]
         raw = m.group("value")
+        if PLACEHOLDER_RE.match(raw.strip()):
+            continue
         keep(name, _validator(name, today)(raw), 0.95, m.start("value"), m.end("value"))
     _unlabelled(page, keep, today)
     return found

@@ -20,13 +20,14 @@ from closeloop.cases.models import Case, Priority
 from .text import Page
 
 CUE_RE = re.compile(
-    r"\b(urgent(?:ly)?|stat|asap|as soon as possible|emergent(?:ly)?|expedite[ds]?"
+    r"\b(urgent(?:ly)?(?!\s+care\b)|stat|asap|as soon as possible|emergent(?:ly)?|expedite[ds]?"
     r"|within (?:24|48|72) ?(?:hours|hrs?)|same[- ]day|"
     r"(?:suspected|suspicious for|possible|concern for|rule out|r/o)\s+(?:an? )?"
     r"(?:\w+ )?(?:fracture|cancer|malignancy|tumou?r|sarcoma|metastas[ie]s|cauda equina|septic)\w*)\b",
     re.I,
 )
-NEGATED_RE = re.compile(r"\b(?:not|non|no|nothing)[- ](?:\w+ )?$", re.I)
+# "not urgent", "non-urgent", "nothing urgent", "no need to expedite"
+NEGATED_RE = re.compile(r"\b(?:(?:not|non|no|nothing)[- ](?:\w+ )?|no need to )$", re.I)
 RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
 

@@ -135,6 +135,9 @@ def _upload(request: HttpRequest, case: Case, actor: actions.Actor) -> None:
     actions.record_inbound_message(case, actor, sender=case.requester.email if case.requester else "",
                                    subject=f"Uploaded {doc.filename}", body=f"Uploaded {doc.filename} on the "
                                    "status page.", channel="status_page", documents=[doc])
+    from closeloop.understanding.pipeline import enqueue_case
+
+    enqueue_case(case)  # the worker reads the upload (OCR) and may fill missing fields from it
     messages.success(request, f"Thank you: we received {doc.filename}.")
 
 

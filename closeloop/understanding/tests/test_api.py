@@ -91,3 +91,28 @@ def test_classifying_text_creates_no_case_and_keeps_nothing(client, practice, mo
     assert call(client, practice.specialist, "post", "/classify", {"text": "x" * 20_001}).status_code == 422
     assert client.post("/api/understanding/classify", data=json.dumps({"text": "hi"}),
                        content_type="application/json").status_code == 401
+
+
+def test_the_llm_opinion_is_shown_beside_the_model_s_top_three(client, practice, settings):
+    from closeloop.understanding.tests.test_llm import Server
+
+    settings.CLOSELOOP_EMBEDDINGS = False
+    more = {**HISTORY, "records": ["Send my records to my new doctor", "Copy of my MRI report please",
+                                   "Lawyer requesting chart copies", "Transfer my chart to another practice"],
+            "appointment": ["Book me a follow up visit", "Can I reschedule my appointment",
+                            "I need to see the doctor next week", "Is there an opening on Friday"]}
+    train([t for ts in more.values() for t in ts], [label for label, ts in more.items() for _ in ts])
+    for request_type in practice.types.values():
+        request_type.confidence_threshold = 1.0
+        request_type.save()
+    server = Server(json.dumps({"request_type": "refill", "confidence": 0.7, "urgent": False, "reason": "meds"}))
+    settings.CLOSELOOP_LLM_URL = server.url
+    try:
+        case = actions.open_case(actor=actions.Actor.system(), subject="Refill", body="Refill my meloxicam please",
+                                 requester=Party.objects.create(name="Pat", email="pat@example.com"))
+        enqueue_case(case)
+        run_jobs()
+    finally:
+        server.close()
+    latest = call(client, practice.coordinator, "get", f"/cases/{case.reference}/predictions").json()["latest"]
+    assert [s["source"] for s in latest["top"]] == ["model", "model", "model", "llm"]

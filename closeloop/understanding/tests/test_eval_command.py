@@ -37,3 +37,49 @@ def test_eval_explains_a_missing_column(tmp_path):
     path.write_text("text,label\nhello,a\n")
     with pytest.raises(CommandError, match="asked for 'body'"):
         call_command("eval", train=path, test=path, text_col="body")
+
+
+def _eval_json(train, test, **options):
+    out = StringIO()
+    call_command("eval", train=train, test=test, no_embeddings=True, json=True, stdout=out, **options)
+    return json.loads(out.getvalue())["model"]
+
+
+def test_eval_keeps_rows_whose_label_is_the_number_zero(tmp_path):
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    numbered = [(t, 0 if y == "rx" else 1) for t, y in ROWS]
+    train.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in numbered * 2))
+    test.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in numbered))
+    model = _eval_json(train, test)
+    assert model["train_rows"] == 16 and model["in_scope_rows"] == 8
+    assert set(model["per_class"]) == {"0", "1"}
+
+
+def test_eval_reads_a_json_file_holding_an_array_of_rows(tmp_path):
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps([{"text": t, "label": y} for t, y in ROWS * 2], indent=1))
+    assert _eval_json(train, train)["train_rows"] == 16
+
+
+def test_eval_scores_a_class_found_only_in_the_test_file(tmp_path):
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in ROWS * 2))
+    test.write_text("text,label\nrefill my naproxen,rx\nwhy two copays,money\nbook me a knee visit,appt\n")
+    model = _eval_json(train, test)
+    assert model["per_class"]["appt"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert model["macro_f1"] < 0.9  # three classes present, one never right
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("latin1.csv", "text,label\ncaf\xe9 refill,rx\n".encode("latin-1"), "not UTF-8"),
+    ("rows.jsonl", b'{"text": "refill", "label": "rx"}\n[1, 2]\n', "line 2"),
+    ("rows.json", b'{"train": [["refill", "rx"]]}', "columns"),
+    ("one.csv", b"text,label\nrefill my meds,rx\nrenew my script,rx\n", "two labels"),
+])
+def test_eval_explains_a_file_it_cannot_use_instead_of_crashing(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in ROWS))
+    with pytest.raises(CommandError, match=message):
+        call_command("eval", train=path, test=good if name == "one.csv" else path, no_embeddings=True)

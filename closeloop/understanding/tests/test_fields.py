@@ -4,6 +4,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from closeloop.understanding.fieldeval import evaluate_documents
 from closeloop.understanding.fields import extract, npi_valid
 from closeloop.understanding.text import Page, extract_pages
@@ -44,6 +46,42 @@ def test_it_never_invents_a_value():
     assert "date_of_birth" not in found  # in the future
     assert "npi" not in found  # fails the Luhn check
     assert "phone" not in found
+
+
+@pytest.mark.parametrize("text", [
+    "Re: Appointment Request\nHi, can I get an appointment next week?",
+    "RE: Prior Authorization\nPlease see the attached form.",
+    "Fwd: Re: Records Request\nSee below.",
+    "Name: Please Call Me",
+    "Hello, this is Dr Smith Office calling about a referral.",
+])
+def test_a_mail_subject_or_a_phrase_in_title_case_is_not_taken_for_the_patients_name(text):
+    assert "patient_name" not in extract([Page(1, text, "email")], today=TODAY)
+
+
+def test_a_subject_line_does_not_hide_the_labelled_name_below_it():
+    found = extract([Page(1, "Re: Urgent Referral\nPatient: Maria Gonzalez\n", "email")], today=TODAY)
+    assert found["patient_name"].value == "Maria Gonzalez"
+
+
+@pytest.mark.parametrize("value", ["N/A", "n/a", "NA", "none", "Unknown", "TBD", "see attached", "-", "?",
+                                   "not provided", "Pending"])
+def test_a_placeholder_is_not_a_value_so_the_field_stays_missing(value):
+    text = (f"Referring provider: {value}\nInsurance: {value}\nMember ID: {value}\nReason for referral: {value}\n"
+            f"Patient: {value}\nPhone: {value}\nNPI: {value}\n")
+    assert extract([Page(1, text, "text")], today=TODAY) == {}
+
+
+def test_fields_sharing_a_line_are_each_read_and_a_two_digit_birth_year_is_in_the_past():
+    found = extract([Page(1, "RE: Maria Gonzalez DOB: 03/14/52 Phone: (617) 555-0142\n", "text")], today=TODAY)
+    assert found["patient_name"].value == "Maria Gonzalez"
+    assert found["date_of_birth"].value == "1952-03-14"
+    assert found["phone"].value == "+16175550142"
+    assert extract([Page(1, "DOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"].value == "2024-01-02"
+
+
+def test_an_urgent_care_clinic_is_not_an_urgency_field():
+    assert "urgency" not in extract([Page(1, "Seen at Urgent Care on Monday for a sprain", "email")], today=TODAY)
 
 
 def test_npi_check_digit_uses_the_80840_prefix():

@@ -161,3 +161,41 @@ def test_a_configured_llm_adds_a_second_opinion_for_the_person_at_triage(trained
     event = case.events.get(kind="sent_to_triage")
     assert event.data["suggestions"][-1]["source"] == "llm"
     assert case.events.filter(kind="classified").count() == 0  # a suggestion, never applied by itself
+
+
+def test_a_broken_llm_never_stops_the_case_reaching_triage_with_its_fields(trained, practice, settings):
+    settings.CLOSELOOP_LLM_URL = "http://[::1"  # a typo in the setting
+    practice.types["refill"].confidence_threshold = 1.0
+    practice.types["refill"].save()
+    case = _open("Please refill my meloxicam prescription at CVS.\nPatient: Maria Gonzalez\nDOB: 04/05/1961")
+    enqueue_case(case)
+    assert run_jobs() == 1
+    case.refresh_from_db()
+    assert UnderstandingJob.objects.get(case=case).state == JobState.DONE
+    assert case.stage == Stage.TRIAGE
+    suggestions = case.events.get(kind="sent_to_triage").data["suggestions"]
+    assert suggestions and all(s.get("source") != "llm" for s in suggestions)
+    assert case.fields["patient_name"]["value"] == "Maria Gonzalez"
+    assert case.fields["date_of_birth"]["value"] == "1961-04-05"
+
+
+def test_a_letter_uploaded_on_the_status_page_is_read_and_fills_the_missing_fields(practice):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from closeloop.cases.links import status_token
+
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             requester=Party.objects.create(name="Beacon Hill IM", email="office@beacon.example"))
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator))
+    case.refresh_from_db()
+    assert "patient_name" in case.missing_fields
+    letter = SimpleUploadedFile("letter.png", (DOCS / "doc-02.png").read_bytes(), "image/png")
+    response = Client().post(f"/s/{status_token(case)}/", {"form": "upload", "document": letter})
+    assert response.status_code == 302
+    assert run_jobs() >= 1  # the worker reads the upload (Tesseract) and extracts its fields
+    case.refresh_from_db()
+    document = case.documents.get()
+    assert case.fields["patient_name"]["value"] == "Noah Cohen"
+    assert case.fields["patient_name"]["source"]["document"] == document.pk
+    assert "patient_name" not in case.missing_fields and "date_of_birth" not in case.missing_fields

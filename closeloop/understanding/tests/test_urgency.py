@@ -30,6 +30,17 @@ def test_cues_are_found_and_negated_ones_are_not():
     assert _cue("Routine follow up of knee pain") is None
 
 
+@pytest.mark.parametrize("text", ["I was seen at Urgent Care last week and they said to see you",
+                                  "Referral from Lakeside Urgent Care Center, knee sprain",
+                                  "No need to expedite, any slot next month is fine"])
+def test_an_urgent_care_clinic_or_a_declined_rush_is_not_an_urgency_cue(text):
+    assert _cue(text) is None
+
+
+def test_an_urgent_request_from_an_urgent_care_clinic_is_still_urgent():
+    assert _cue("Urgent Care referral: please see urgently, suspected fracture") == "urgently"
+
+
 def _referral(practice, body):
     party = Party.objects.create(name="Dr Lee", email="lee@clinic.example")
     return actions.open_case(actor=actions.Actor.system(), subject="Referral", body=body, requester=party,

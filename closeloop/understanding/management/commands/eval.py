@@ -25,15 +25,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **o: Any) -> None:
+        threshold = o["threshold"] if o["threshold"] is not None else settings.CLOSELOOP_ROUTE_THRESHOLD
+        embeddings = settings.CLOSELOOP_EMBEDDINGS and not o["no_embeddings"]
         try:
             train = load_dataset(o["train"], o["text_col"], o["label_col"])
             test = load_dataset(o["test"], o["text_col"], o["label_col"])
+            result = compare(train, test, oos_label=o["oos_label"], threshold=threshold,
+                             config=Config(embeddings=embeddings))
         except DatasetError as exc:
             raise CommandError(str(exc)) from None
-        threshold = o["threshold"] if o["threshold"] is not None else settings.CLOSELOOP_ROUTE_THRESHOLD
-        embeddings = settings.CLOSELOOP_EMBEDDINGS and not o["no_embeddings"]
-        result = compare(train, test, oos_label=o["oos_label"], threshold=threshold,
-                         config=Config(embeddings=embeddings))
         if o["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             return
