@@ -32,6 +32,7 @@ from closeloop.cases.models import (
     parse_reference,
 )
 from closeloop.cases.stages import OPEN_STAGES
+from closeloop.understanding.pipeline import enqueue_case
 
 from . import schemas as s
 
@@ -128,6 +129,7 @@ def create_case(request: HttpRequest, payload: s.CaseIn) -> Status:
                 store_document(content, doc.filename, doc.content_type, source="api", case=case)
             except DocumentRejected as exc:
                 raise actions.ActionError(str(exc), field=f"documents.{i}") from None
+        enqueue_case(case, opened=True)  # read it like any other intake: fields, urgency, type if none given
     # The creator sees what they created even when it is routed to a team outside their own.
     return Status(201, _detail(Case.objects.get(pk=case.pk)))
 
@@ -252,8 +254,11 @@ def triage(request: HttpRequest, ref: str, payload: s.TriageIn) -> s.CaseDetailO
 def record_message(request: HttpRequest, ref: str, payload: s.InboundMessageIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         actor = actions.Actor.requester(payload.sender) if payload.from_requester else a
-        return actions.record_inbound_message(c, actor, sender=payload.sender, subject=payload.subject,
-                                              body=payload.body, channel=payload.channel)
+        with transaction.atomic():
+            event = actions.record_inbound_message(c, actor, sender=payload.sender, subject=payload.subject,
+                                                   body=payload.body, channel=payload.channel)
+            enqueue_case(c)  # what it supplies fills the checklist, as a reply by mail does
+        return event
 
     return _act(request, ref, payload, "comment", run)
 

@@ -143,3 +143,23 @@ def test_the_openapi_document_and_docs_are_served(client):
     docs = client.get("/api/docs")
     assert docs.status_code == 200
     assert b"cdn." not in docs.content and b"/static/ninja/swagger-ui-bundle.js" in docs.content
+
+
+def test_a_case_opened_or_added_to_through_the_api_is_read_like_any_other(client, token):
+    """Text and documents sent through the API are understood: the date of birth in the body becomes a
+    field with its source, and a later message that supplies the phone number fills that in too."""
+    from closeloop.understanding.pipeline import run_jobs
+
+    r = api(client, token, "post", "/cases/", REFERRAL)
+    ref = r.json()["reference"]
+    assert run_jobs() >= 1
+    case = Case.objects.get(pk=r.json()["id"])
+    assert case.field_value("date_of_birth") == "1961-03-14"
+    assert case.field_value("patient_name") == "Maria Gonzalez"  # the caller's own value stands
+    r = api(client, token, "post", f"/cases/{ref}/messages", {
+        "sender": "shah@clinic.example", "subject": "Re: referral", "body": "Phone: (617) 555-0142",
+        "from_requester": True})
+    assert r.status_code == 200, r.content
+    assert run_jobs() >= 1
+    case.refresh_from_db()
+    assert "617" in str(case.field_value("phone")) and "phone" not in case.missing_fields
