@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -21,7 +19,7 @@ from closeloop.cases.models import Role, Staff
 from .channels.api.adapter import KeyReused, submit
 from .inbound import read_raw
 from .models import InboundMessage
-from .pipeline import retry
+from .pipeline import answerable, retry
 from .ratelimit import refusal
 
 router = Router(tags=["intake"])
@@ -47,11 +45,8 @@ class SubmissionIn(Schema):
     def one_address(cls, value: str) -> str:
         """Empty, or one mail address: the acknowledgement goes there."""
         value = value.strip()
-        if value:
-            try:
-                validate_email(value)
-            except ValidationError:
-                raise ValueError("email must be one mail address, like name@example.com") from None
+        if value and not answerable(value):
+            raise ValueError("email must be one mail address, like name@example.com")
         return value
 
 

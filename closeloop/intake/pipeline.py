@@ -291,7 +291,7 @@ def stage_open(work: Work) -> None:
 def stage_ack(work: Work) -> None:
     case, parsed = work.case, work.parsed
     assert case is not None
-    if parsed.sender and not parsed.suppress_ack and not _answerable(parsed.sender):
+    if parsed.sender and not parsed.suppress_ack and not answerable(parsed.sender):
         reason = f"the sender address {parsed.sender!r} is not a mail address"
         actions.record_event(case, Actor.system("intake"), "ack_not_sent", {"inbound": work.row.pk, "reason": reason},
                              now=work.now)
@@ -423,7 +423,7 @@ def _requester(work: Work) -> Party | None:
     return parties[0]
 
 
-def _answerable(address: str) -> bool:
+def answerable(address: str) -> bool:
     """One syntactically valid address with a domain (`maria` alone would go to a local mailbox)."""
     try:
         validate_email(address)
