@@ -8,20 +8,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from closeloop.cases import actions
-from closeloop.cases.models import Message, Party
+from closeloop.cases.models import Message
 from closeloop.outbound import outbox
 from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.outbox import CLAIM_SECONDS, deliver_due, enqueue, max_unrecorded
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def case(practice):
-    requester = Party.objects.create(name="Maria", email="maria@example.com")
-    return actions.open_case(actor=actions.Actor.system(), subject="Knee", body="hi",
-                             request_type=practice.types["referral"], requester=requester)
 
 
 def queue_mail(case, count: int, *, bad: int | None = None) -> list[OutboxMessage]:

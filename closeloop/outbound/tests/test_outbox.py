@@ -6,18 +6,11 @@ import pytest
 from django.utils import timezone
 
 from closeloop.cases import actions
-from closeloop.cases.models import Message, Party
+from closeloop.cases.models import Message
 from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.outbox import Outgoing, deliver_due, enqueue, enqueue_many
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def case(practice):
-    requester = Party.objects.create(name="Maria", email="maria@example.com")
-    return actions.open_case(actor=actions.Actor.system(), subject="Knee", body="hi",
-                             request_type=practice.types["referral"], requester=requester)
 
 
 def test_it_sends_queued_mail_through_a_real_smtp_server_with_threading_headers(case, smtp_server):
