@@ -20,7 +20,6 @@ class TeamCalendarInline(admin.StackedInline):  # type: ignore[type-arg]
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "lead", "calendar"]
     prepopulated_fields = {"slug": ["name"]}
-    exclude = ["time_zone"]  # unused: the business calendar holds the team's zone
     list_select_related = ["business_calendar__calendar"]
     inlines = [TeamCalendarInline]
 

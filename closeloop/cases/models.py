@@ -36,8 +36,6 @@ class Team(models.Model):
     lead = models.ForeignKey(
         "Staff", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads_teams"
     )
-    time_zone = models.CharField(max_length=64, default="America/New_York")
-
     class Meta:
         ordering = ["name"]
 
