@@ -91,6 +91,7 @@ class Outcome:
     answered: int = 0  # of those, answered inside the period
     backlog: list[int] = field(default_factory=list)  # sampled every hour
     busy: float = 0.0  # share of the people's time spent working cases within the horizon
+    busiest_hour: float = 0.0  # the same share in the hour they worked most: a burst the average hides
 
     @property
     def p50(self) -> float | None:
@@ -129,12 +130,22 @@ def run(inputs: Inputs, policy: Policy, seed: int = 1) -> Outcome:
     people = [simpy.Resource(env, capacity=1)
               for _ in range(max(1, inputs.coordinators + policy.extra_coordinators))]
     in_system, worked = [0], [0.0]
+    by_hour: dict[int, float] = {}  # seconds worked in each hour of the period, all people together
     factor = policy.work_share
+
+    def account(start: float, seconds: float) -> None:
+        end = min(start + seconds, inputs.horizon)
+        worked[0] += max(0.0, end - start)
+        while start < end:
+            hour = int(start // HOUR)
+            stop = min(end, (hour + 1) * HOUR)
+            by_hour[hour] = by_hour.get(hour, 0.0) + stop - start
+            start = stop
 
     def turn(person: simpy.Resource, seconds: float):  # type: ignore[no-untyped-def]
         with person.request() as claim:
             yield claim
-            worked[0] += max(0.0, min(seconds, inputs.horizon - env.now))
+            account(env.now, seconds)
             yield env.timeout(seconds)
 
     def case(trace: Trace, triage: float, person: simpy.Resource):  # type: ignore[no-untyped-def]
@@ -166,6 +177,7 @@ def run(inputs: Inputs, policy: Policy, seed: int = 1) -> Outcome:
     env.run(until=inputs.horizon)
     env.run()  # on past the period until every case the record answered is answered (see module docstring)
     out.busy = worked[0] / (len(people) * inputs.horizon) if inputs.horizon > 0 else 0.0
+    out.busiest_hour = max(by_hour.values(), default=0.0) / (len(people) * min(HOUR, inputs.horizon or HOUR))
     return out
 
 
@@ -178,6 +190,7 @@ class Result:
     mean_backlog: float
     final_backlog: float
     busy: float = 0.0  # the coordinators' utilisation in the model
+    busiest_hour: float = 0.0  # their utilisation in the hour they worked most
 
 
 def replicate(inputs: Inputs, policy: Policy, name: str, runs: int = 5) -> Result:
@@ -195,7 +208,7 @@ def replicate(inputs: Inputs, policy: Policy, name: str, runs: int = 5) -> Resul
                   sum(o.answered for o in outcomes) / runs,
                   sum(sum(o.backlog) / max(1, len(o.backlog)) for o in outcomes) / runs,
                   sum(o.backlog[-1] if o.backlog else 0 for o in outcomes) / runs,
-                  sum(o.busy for o in outcomes) / runs)
+                  sum(o.busy for o in outcomes) / runs, sum(o.busiest_hour for o in outcomes) / runs)
 
 
 def error(simulated: float | None, measured: float | None) -> float | None:

@@ -212,6 +212,7 @@ def _scenario_rows(answer: whatif.WhatIf | None, per: float) -> list[dict[str, A
 
     return [{"name": r.name, "p50": _in(r.p50, per), "p90": _in(r.p90, per), "answered": round(r.answered),
              "backlog": round(r.mean_backlog, 1), "backlog_end": round(r.final_backlog, 1), "busy": round(100 * r.busy),
+             "busiest_hour": round(100 * r.busiest_hour),
              "change50": change(r.p50, base.p50, r), "change90": change(r.p90, base.p90, r)}
             for r in answer.results]
 

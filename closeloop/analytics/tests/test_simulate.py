@@ -126,3 +126,12 @@ def test_turning_chasing_off_never_reads_faster_because_slow_cases_left_the_samp
     assert today.p50 == pytest.approx(30 * 3600.0 + 600.0) and off.p50 == pytest.approx(48 * 3600.0 + 600.0)
     # "Answered" still counts the answers inside the period: fewer without chasers.
     assert off.answered < today.answered < 60
+
+
+def test_a_burst_shows_in_the_busiest_hour_where_the_average_over_the_period_hides_it():
+    """A compressed demo replay: 2 coordinators answer 8 cases of 30 minutes' work in the first two hours
+    of a 28-day period. Busy over the period is a fraction of a per cent; in the busiest hour, all of it."""
+    burst = [Trace(arrival=60.0 * i, work=1800.0, owner=i % 2) for i in range(8)]
+    result = replicate(Inputs(cases=burst, horizon=28 * 86400.0, coordinators=2), Policy(), "as today")
+    assert result.busy == pytest.approx(8 * 1800.0 / (2 * 28 * 86400.0))
+    assert result.busiest_hour == 1.0

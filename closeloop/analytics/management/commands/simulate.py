@@ -58,7 +58,7 @@ class Command(BaseCommand):
             raise CommandError("the model does not reproduce the recorded history; scenarios withheld (--force)")
         self.stdout.write("")
         self.stdout.write(f"{'scenario':28} {'p50 ' + unit:>7} {'p90 ' + unit:>7} {'answered':>9} {'backlog avg':>12} "
-                          f"{'backlog end':>12} {'busy':>6}")
+                          f"{'backlog end':>12} {'busy':>6} {'busiest hour':>13}")
         for r in answer.results:
             self.stdout.write(_row(r, per))
 
@@ -75,7 +75,7 @@ class Command(BaseCommand):
 
 def _row(r: Result, per: float) -> str:
     return (f"{r.name:28} {_t(r.p50, per):>7} {_t(r.p90, per):>7} {r.answered:>9.0f} {r.mean_backlog:>12.1f} "
-            f"{r.final_backlog:>12.1f} {r.busy:>6.0%}")
+            f"{r.final_backlog:>12.1f} {r.busy:>6.0%} {r.busiest_hour:>13.0%}")
 
 
 def _pct(e: float | None) -> str:
