@@ -199,6 +199,8 @@ def _finish(work: Work, status: str, result: str) -> None:
 
 def stage_parse(work: Work) -> None:
     row = work.row
+    if row.meta.get("unreadable"):  # a watched-folder file that could not be read: nothing to parse yet
+        raise IntakeError(str(row.meta["unreadable"]))
     if row.size > settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES:
         raise IntakeError(f"the message is {row.size // 1_048_576} MB; the limit is "
                           f"{settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES // 1_048_576} MB")
