@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from closeloop.cases import actions
 from closeloop.cases.actions import Actor
-from closeloop.cases.documents import DocumentRejected, store_document
+from closeloop.cases.documents import DocumentRejected, over_limit, store_document
 from closeloop.cases.models import Case, Document, Party, RequestType, Team
 from closeloop.cases.stages import Stage
 from closeloop.outbound.models import OutboxMessage
@@ -206,8 +206,7 @@ def stage_parse(work: Work) -> None:
     if row.meta.get("unreadable"):  # a watched-folder file that could not be read: nothing to parse yet
         raise IntakeError(str(row.meta["unreadable"]))
     if row.size > settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES:
-        raise IntakeError(f"the message is {row.size // 1_048_576} MB; the limit is "
-                          f"{settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES // 1_048_576} MB")
+        raise IntakeError(over_limit("the message", row.size, settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES))
     work.parsed = parsed = parse(read_raw(row.raw_path), row.format, row.meta)
     parsed.sender = parsed.sender or row.sender
     row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
