@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.template.defaultfilters import filesizeformat
 
 from .models import Case, Document
 
@@ -46,11 +47,24 @@ def sniff_type(content: bytes, declared: str, filename: str) -> str:
     return (declared or guessed or "application/octet-stream").split(";")[0].strip().lower()
 
 
+def human_size(size: int) -> str:
+    """1 byte, 300 KB, 1.5 MB: Django's filesizeformat, with a plain space and no trailing `.0`."""
+    return filesizeformat(size).replace("\xa0", " ").replace(".0 ", " ")
+
+
+def over_limit(what: str, size: int, limit: int) -> str:
+    """`what is 400 KB; the limit is 300 KB`, in bytes where the human sizes would read the same."""
+    shown, allowed = human_size(size), human_size(limit)
+    if shown == allowed:
+        shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
+    return f"{what} is {shown}; the limit is {allowed}"
+
+
 def check(content: bytes, filename: str, content_type: str) -> str:
     """The accepted content type, or DocumentRejected."""
     limit = settings.CLOSELOOP_MAX_UPLOAD_BYTES
     if len(content) > limit:
-        raise DocumentRejected(f"{filename} is {len(content) // 1_048_576} MB; the limit is {limit // 1_048_576} MB")
+        raise DocumentRejected(over_limit(filename, len(content), limit))
     if not content:
         raise DocumentRejected(f"{filename} is empty")
     if PurePath(filename.lower()).suffix in BLOCKED_SUFFIXES:

@@ -1,9 +1,12 @@
 """Which case an inbound message belongs to: threading, near-duplicates, floods.
 
 Trust order: our own Message-IDs in In-Reply-To/References and our signed reply
-address among the recipients (unguessable, so trusted whoever sends), then a
-`CL-000123` reference in the subject (guessable, so trusted only from the case's
-requester), then the same requester with an open case about the same subject.
+address among the recipients (unguessable, so trusted whoever sends), then the ID of a
+message we received (the sender's to choose, so trusted only from the case's requester
+or a staff user), then a `CL-000123` reference in the subject (guessable, so trusted
+only from the case's requester), then the same requester with an open case about the
+same subject. A stranger naming a case by a received ID or its reference opens a new
+case linked to it, for a person to judge.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from closeloop.cases.models import Case, Message, parse_reference
+from closeloop.cases.models import Case, Message, Staff, parse_reference
 from closeloop.cases.stages import Stage
 from closeloop.outbound.models import OutboxMessage
 
@@ -39,14 +42,40 @@ def _follow(case: Case | None) -> Case | None:
     return case
 
 
-def by_headers(parsed: Parsed) -> Case | None:
+def by_headers(parsed: Parsed) -> tuple[Case | None, Case | None]:
+    """(the case, when the headers name a message of ours or the sender is a party to it;
+    the case, when they name only a message we received and the sender is a stranger).
+
+    Our Message-IDs carry an unguessable token, so they are trusted whoever sends. A
+    received message's ID is the sender's to choose (a fax gateway's counter), so it is
+    trusted only from the case's requester or a staff user.
+    """
     ids = parsed.thread_ids
     if not ids:
-        return None
-    case_id = (Message.objects.filter(message_id__in=ids).values_list("case_id", flat=True).first()
-               or OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False)
-               .values_list("case_id", flat=True).first())
-    return _follow(Case.objects.filter(pk=case_id).first()) if case_id else None
+        return None, None
+    ours = OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False).values_list("case_id", flat=True)
+    case_id = ours.first()
+    if case_id:
+        return _follow(Case.objects.filter(pk=case_id).first()), None
+    received: int | None = None
+    for case_id, direction in Message.objects.filter(message_id__in=ids).values_list("case_id", "direction")[:20]:
+        if direction != Message.Direction.INBOUND:
+            return _follow(Case.objects.filter(pk=case_id).first()), None
+        received = received or case_id
+    case = _follow(Case.objects.select_related("requester").filter(pk=received).first()) if received else None
+    if case is None:
+        return None, None
+    return (case, None) if is_party(case, parsed.sender) else (None, case)
+
+
+def is_party(case: Case, sender: str) -> bool:
+    """The sender is the case's requester or an active staff user (by address)."""
+    sender = sender.strip().lower()
+    if not sender:
+        return False
+    if case.requester is not None and (case.requester.email or "").strip().lower() == sender:
+        return True
+    return Staff.objects.filter(is_active=True, user__is_active=True, user__email__iexact=sender).exists()
 
 
 def by_reply_address(parsed: Parsed, envelope_recipients: list[str]) -> Case | None:
@@ -107,7 +136,9 @@ def bounced_case(parsed: Parsed) -> Case | None:
     ids = [*parsed.bounced_ids, *parsed.thread_ids]
     if not ids:
         return None
+    # A bounce is about mail we sent: a received message's ID (anyone's to guess) names no case.
     case_id = (OutboxMessage.objects.filter(message_id__in=ids, case__isnull=False)
                .values_list("case_id", flat=True).first()
-               or Message.objects.filter(message_id__in=ids).values_list("case_id", flat=True).first())
+               or Message.objects.filter(message_id__in=ids).exclude(direction=Message.Direction.INBOUND)
+               .values_list("case_id", flat=True).first())
     return Case.objects.filter(pk=case_id).first() if case_id else None

@@ -5,8 +5,8 @@ else happens. `process(row)` then runs, in one transaction:
 
 1. parse      raw bytes → `Parsed`; an exact repeat of a Message-ID already handled ends here
 2. bounce     a delivery report is recorded on the case whose mail bounced, never answered
-3. thread     our Message-IDs in the headers, our signed reply address, or the requester
-              quoting a reference
+3. thread     our Message-IDs in the headers, our signed reply address, a received
+              message's ID from a party to its case, or the requester quoting a reference
 4. dedupe     the same sender saying the same thing within the window: linked, not reopened
 5. weak match the same requester, an open case, the same subject
 6. guard      a sender opening too many cases in the window is quarantined (a flood)
@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from closeloop.cases import actions
 from closeloop.cases.actions import Actor
-from closeloop.cases.documents import DocumentRejected, store_document
+from closeloop.cases.documents import DocumentRejected, over_limit, store_document
 from closeloop.cases.models import Case, Document, Party, RequestType, Team
 from closeloop.cases.stages import Stage
 from closeloop.outbound.models import OutboxMessage
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 300
 EMAIL_CHANNELS = {"imap", "smtp", "import"}
 FLOOD = "flood:"
+REFERENCE_STRANGER = "quotes the reference of a case with another requester"
+RECEIVED_ID_STRANGER = ("replies to a message that case received, but the sender is neither its requester nor "
+                        "staff (a received Message-ID can be guessed)")
 Status = InboundMessage.Status
 
 
@@ -67,6 +70,7 @@ class Work:
     parsed: Parsed = field(default_factory=Parsed)
     case: Case | None = None
     suspect: Case | None = None
+    suspect_reason: str = ""
     notes: list[str] = field(default_factory=list)
     _documents: list[Document] | None = None
     _parties: list[Party] | None = None
@@ -199,9 +203,10 @@ def _finish(work: Work, status: str, result: str) -> None:
 
 def stage_parse(work: Work) -> None:
     row = work.row
+    if row.meta.get("unreadable"):  # a watched-folder file that could not be read: nothing to parse yet
+        raise IntakeError(str(row.meta["unreadable"]))
     if row.size > settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES:
-        raise IntakeError(f"the message is {row.size // 1_048_576} MB; the limit is "
-                          f"{settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES // 1_048_576} MB")
+        raise IntakeError(over_limit("the message", row.size, settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES))
     work.parsed = parsed = parse(read_raw(row.raw_path), row.format, row.meta)
     parsed.sender = parsed.sender or row.sender
     row.message_id, row.sender, row.sender_name = parsed.message_id, parsed.sender, parsed.sender_name
@@ -230,9 +235,14 @@ def stage_bounce(work: Work) -> None:
 
 
 def stage_thread(work: Work) -> None:
-    case = match.by_headers(work.parsed) or match.by_reply_address(work.parsed, work.row.meta.get("rcpt_to") or [])
+    case, suspect = match.by_headers(work.parsed)
+    case = case or match.by_reply_address(work.parsed, work.row.meta.get("rcpt_to") or [])
+    if case is None and suspect is not None:
+        work.suspect, work.suspect_reason = suspect, RECEIVED_ID_STRANGER
     if case is None:
-        case, work.suspect = match.by_reference(work.parsed)
+        case, by_reference = match.by_reference(work.parsed)
+        if work.suspect is None and by_reference is not None:
+            work.suspect, work.suspect_reason = by_reference, REFERENCE_STRANGER
     if case is not None:
         _thread_into(work, case)
 
@@ -386,10 +396,11 @@ def _documents(work: Work) -> list[Document]:
 
 
 def _link_suspect(work: Work, case: Case, other: Case) -> None:
-    """Someone who is not the requester quoted another case's reference: a new case, linked for a person to judge."""
+    """Someone who is not a party named another case (its reference, a message it received): a new
+    case, linked for a person to judge."""
     data = {"inbound": work.row.pk, "from": work.parsed.sender}
     actions.record_event(case, Actor.system("intake"), "linked_case",
-                         {**data, "case": other.pk, "reason": "quotes the reference of a case with another requester"},
+                         {**data, "case": other.pk, "reason": work.suspect_reason or REFERENCE_STRANGER},
                          now=work.now)
     actions.record_event(other, Actor.system("intake"), "referenced_by_other_sender", {**data, "case": case.pk},
                          now=work.now)

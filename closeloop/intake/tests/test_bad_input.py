@@ -139,3 +139,22 @@ def test_a_broken_winmail_dat_is_noted_not_fatal(practice):
 def test_parse_reads_threading_headers():
     parsed = parse_mime(b"From: a@b.c\r\nIn-Reply-To: <x@y>\r\nReferences: <w@y> <x@y>\r\nSubject: s\r\n\r\nb")
     assert parsed.thread_ids == ["<x@y>", "<w@y>"]
+
+
+def test_a_small_message_limit_is_stated_in_kilobytes_not_as_0_mb(practice, settings):
+    from closeloop.intake.tests.conftest import make_mail
+
+    settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES = 300 * 1024
+    row = _in(make_mail(body="x" * 400_000))
+    assert row.status == "quarantined"
+    assert "the limit is 300 KB" in row.error and "0 MB" not in row.error, row.error
+
+
+def test_a_small_attachment_limit_is_stated_in_kilobytes_not_as_0_mb(practice, settings):
+    from closeloop.intake.tests.conftest import make_mail
+
+    settings.CLOSELOOP_MAX_UPLOAD_BYTES = 300 * 1024
+    scan = b"%PDF-1.4\n" + b"0" * (400 * 1024 - 9)
+    row = _in(make_mail(attachments=[("scan.pdf", "application/pdf", scan)]))
+    reason = row.case.events.get(kind="attachments_rejected").data["reasons"][0]
+    assert reason == "scan.pdf is 400 KB; the limit is 300 KB"

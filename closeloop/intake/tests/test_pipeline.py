@@ -184,3 +184,39 @@ def test_a_sender_that_is_not_a_mail_address_gets_no_acknowledgement_and_staff_s
     assert row.result == "opened" and not OutboxMessage.objects.exists()
     [event] = row.case.events.filter(kind="ack_not_sent")
     assert "maria" in event.data["reason"]
+
+
+FAX_ID = "<1001@fax-gateway.lakeside.local>"  # a gateway's counter: anyone can guess the next one
+
+
+def test_a_stranger_replying_to_a_message_we_received_opens_a_new_linked_case(practice, mail):
+    case = _in(mail(sender="fax@gateway.example", message_id=FAX_ID, subject="Fax from 555-0100")).case
+    row = _in(mail(sender="mallory@evil.example", subject="Re: Fax from 555-0100", body="Add this to her chart.",
+                   headers={"In-Reply-To": FAX_ID, "References": FAX_ID}))
+    assert row.result == "opened" and row.case != case
+    assert not Message.objects.filter(case=case, sender="mallory@evil.example").exists()
+    linked = row.case.events.get(kind="linked_case")  # staff see which case it claimed to belong to, and why
+    assert linked.data["case"] == case.pk and "replies to a message" in linked.data["reason"]
+    assert case.events.filter(kind="referenced_by_other_sender", data__case=row.case.pk).exists()
+
+
+def test_the_requester_replying_to_their_own_message_threads(practice, mail):
+    case = _in(mail(message_id="<first@example.com>")).case
+    row = _in(mail(subject="Re: her insurance", body="Aetna.", headers={"In-Reply-To": "<first@example.com>"}))
+    assert row.result == "threaded" and row.case == case
+
+
+def test_staff_replying_to_a_message_we_received_threads(practice, mail):
+    case = _in(mail(sender="fax@gateway.example", message_id=FAX_ID, subject="Fax from 555-0100")).case
+    staff = practice.coordinator.user.email
+    row = _in(mail(sender=staff.upper(), subject="Re: Fax from 555-0100", body="Page 2 attached.",
+                   headers={"References": FAX_ID}))
+    assert row.result == "threaded" and row.case == case
+
+
+def test_anyone_replying_to_a_message_we_sent_threads(practice, mail):
+    case = _in(mail()).case
+    ack = OutboxMessage.objects.get(case=case)  # our Message-IDs carry an unguessable token
+    row = _in(mail(sender="daughter@example.net", subject="Re: anything", body="I am her daughter; she is away.",
+                   headers={"In-Reply-To": ack.message_id}))
+    assert row.result == "threaded" and row.case == case

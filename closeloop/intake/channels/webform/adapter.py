@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from closeloop.cases.documents import DocumentRejected, check, safe_filename
+from closeloop.cases.documents import DocumentRejected, check, human_size, over_limit, safe_filename
 from closeloop.cases.models import RequestType
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage
@@ -23,6 +23,7 @@ from closeloop.intake.ratelimit import hit
 from closeloop.outbound.templates import FIELD_LABELS
 
 CHANNEL = "webform"
+MAX_FILES = 10
 CONSENT = ("I agree that the practice stores and uses the information in this form, and any files I attach, "
            "to handle my request.")
 
@@ -54,6 +55,8 @@ class RequestForm(forms.Form):
     def __init__(self, request_type: RequestType, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request_type = request_type
+        each = human_size(settings.CLOSELOOP_MAX_UPLOAD_BYTES)
+        self.fields["attachments"].label = f"Files (PDF, images, documents; up to {each} each, {MAX_FILES} at most)"
         for name in request_type.required_fields:
             if name not in self.fields and name not in ("email", "records_release"):
                 label = FIELD_LABELS.get(name, name.replace("_", " "))
@@ -61,12 +64,12 @@ class RequestForm(forms.Form):
 
     def clean_attachments(self) -> list[UploadedFile]:
         files: list[UploadedFile] = self.cleaned_data.get("attachments") or []
-        if len(files) > 10:
-            raise forms.ValidationError("attach at most 10 files")
+        if len(files) > MAX_FILES:
+            raise forms.ValidationError(f"attach at most {MAX_FILES} files")
         for upload in files:
             if upload.size and upload.size > settings.CLOSELOOP_MAX_UPLOAD_BYTES:
-                raise forms.ValidationError(f"{upload.name} is larger than "
-                                            f"{settings.CLOSELOOP_MAX_UPLOAD_BYTES // 1_048_576} MB")
+                raise forms.ValidationError(over_limit(safe_filename(upload.name or "upload"), upload.size,
+                                                       settings.CLOSELOOP_MAX_UPLOAD_BYTES))
             try:
                 check(upload.read(), safe_filename(upload.name or "upload"), upload.content_type or "")
             except DocumentRejected as exc:

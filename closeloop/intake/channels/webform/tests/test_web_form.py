@@ -122,3 +122,12 @@ def test_a_worker_looking_at_the_same_instant_cannot_take_the_submission_from_th
     assert taken == [False]
     done = visitor.get(response["Location"]).content.decode()
     assert InboundMessage.objects.get(channel="webform").case.reference in done
+
+
+def test_the_upload_limit_is_stated_as_a_human_size_on_the_form_and_in_its_error(visitor, settings):
+    settings.CLOSELOOP_MAX_UPLOAD_BYTES = 300 * 1024
+    assert "up to 300 KB each" in visitor.get("/forms/referral/").content.decode()
+    scan = SimpleUploadedFile("scan.pdf", PDF + b"0" * (400 * 1024), content_type="application/pdf")
+    body = _post(visitor, attachments=scan).content.decode()
+    assert "scan.pdf is 400 KB; the limit is 300 KB" in body and "0 MB" not in body
+    assert not InboundMessage.objects.exists()
