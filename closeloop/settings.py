@@ -294,3 +294,10 @@ CLOSELOOP_OUTBOX_MARK_MS = max(0, envint("CLOSELOOP_OUTBOX_MARK_MS", 200))
 CLOSELOOP_WORKER_ALONGSIDE = frozenset(
     name.strip() for name in env("CLOSELOOP_WORKER_ALONGSIDE", "closeloop.outbound.outbox.deliver_due").split(",")
     if name.strip())
+
+# ---- web
+# Every upload is counted while it streams in and refused as soon as it passes CLOSELOOP_MAX_UPLOAD_BYTES,
+# before it can fill the disk (closeloop/web/uploads.py); Django's own handlers come after it.
+FILE_UPLOAD_HANDLERS = ["closeloop.web.uploads.SizeLimitHandler",
+                        "django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]

@@ -87,7 +87,9 @@ class EscalateForm(VersionedForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["to"].queryset = Staff.objects.filter(is_active=True).select_related("user")  # type: ignore[attr-defined]
+        # The escalated case is theirs to work: never a specialist, who may not assign, ask, reply or close.
+        self.fields["to"].queryset = (Staff.objects.filter(is_active=True)  # type: ignore[attr-defined]
+                                      .exclude(role=Role.SPECIALIST).select_related("user"))
 
 
 class CloseForm(VersionedForm):

@@ -64,3 +64,19 @@ class ReplyTemplate(models.Model):
         errors = {name: error for name in ("subject", "body") if (error := check_syntax(getattr(self, name)))}
         if errors:
             raise ValidationError(errors)
+
+
+class Rating(models.Model):
+    """The requester's rating of a closed request (1-5). One per case, and the database holds that:
+    two ratings sent in the same instant cannot both be recorded. The `rated` event is the timeline's copy."""
+
+    case = models.OneToOneField("cases.Case", on_delete=models.CASCADE, related_name="rating")
+    value = models.PositiveSmallIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(value__gte=1, value__lte=5),
+                                              name="web_rating_value_1_to_5")]
+
+    def __str__(self) -> str:
+        return f"{self.value} of 5 for case {self.case_id}"

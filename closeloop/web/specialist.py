@@ -37,7 +37,7 @@ def _answer(request: HttpRequest, staff: Staff, case: Case) -> HttpResponse:
     """Record the answer; on a conflict or an error the brief comes back with the answer as typed."""
     if not can(staff, "answer"):
         raise PermissionDenied("your role may not answer")
-    answer = (request.POST.get("answer") or request.POST.get("quick") or "").strip()[:4000]
+    answer = _given(request.POST.get("quick", ""), request.POST.get("answer", ""))
     raw_version = request.POST.get("version", "")
     if not raw_version.isdigit():
         return _render(request, case, answer, "This form is out of date: reload the page and answer again.", 400)
@@ -48,8 +48,18 @@ def _answer(request: HttpRequest, staff: Staff, case: Case) -> HttpResponse:
         return _render(request, case_for(staff, case.pk), answer, CONFLICT, 409)
     except (actions.ActionError, actions.TransitionError) as exc:
         return _render(request, case_for(staff, case.pk), answer, str(exc), 400)
-    messages.success(request, f"Thank you: your answer on {case.reference} is recorded.")
+    noted = " with your note" if "\nNote: " in answer else ""
+    messages.success(request, f"Thank you: your answer on {case.reference} is recorded{noted}.")
     return redirect("web:specialist", case_id=case.pk)
+
+
+def _given(quick: str, typed: str) -> str:
+    """What the specialist answered: the button they clicked, with anything typed in the box kept as its
+    note (a clicked answer is a deliberate choice; the box may hold a qualifier such as "MRI first")."""
+    quick, typed = quick.strip(), typed.strip()
+    if quick and typed:
+        return f"{quick}\nNote: {typed}"[:4000]
+    return (quick or typed)[:4000]
 
 
 def _render(request: HttpRequest, case: Case, answer: str = "", error: str = "", status: int = 200) -> HttpResponse:

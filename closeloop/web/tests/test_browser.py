@@ -107,8 +107,11 @@ def test_it_works_a_case_through_the_whole_loop(triage_case: Case, live_server: 
     specialist.goto(f"{base}/specialist/{triage_case.pk}/")
     expect(specialist.get_by_text("Consult within two weeks, or routine?")).to_be_visible()
     assert_accessible(specialist)
+    specialist.get_by_label("Or write your answer").fill("Bring the MRI report.")  # then clicks a quick answer
     specialist.get_by_role("button", name="Yes: book a new-patient consultation within two weeks.").click()
-    expect(specialist.get_by_text("your answer on")).to_be_visible()
+    expect(specialist.get_by_text("your answer on")).to_contain_text("with your note")
+    assert Case.objects.get(pk=triage_case.pk).specialist_answer == (
+        "Yes: book a new-patient consultation within two weeks.\nNote: Bring the MRI report.")
 
     # Draft the reply (pre-filled with the answer), approve it, deliver it over SMTP.
     page.reload()

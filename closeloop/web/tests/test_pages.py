@@ -212,3 +212,15 @@ def test_a_checklist_value_survives_a_conflict(coordinator_client: Client, pract
     assert response.status_code == 409 and "Someone else changed this case first" in page
     assert 'value="Blue Cross MA"' in page
     assert "insurance_payer" not in Case.objects.get(pk=referral.pk).fields
+
+
+def test_a_case_cannot_be_escalated_to_someone_who_may_not_work_it(practice: Any, referral: Case) -> None:
+    """A specialist answers questions but cannot assign, ask, reply or close: as the owner, the case would stall."""
+    page = signed_in("coordinator").get(f"/c/{referral.pk}/").content.decode()
+    escalate_form = page[page.index('id="act-escalate"'):]
+    assert f'value="{practice.specialist.pk}"' not in escalate_form[:escalate_form.index("</form>")]
+    response = signed_in("coordinator").post(f"/c/{referral.pk}/do/escalate/", {
+        "escalate-version": referral.version, "escalate-reason": "needs a clinician",
+        "escalate-to": practice.specialist.pk})
+    assert response.status_code == 400
+    assert Case.objects.get(pk=referral.pk).owner == practice.coordinator

@@ -53,3 +53,20 @@ def test_a_one_click_answer_is_recorded(practice: Any, referral: Case) -> None:
         "version": case.version, "quick": "Yes: routine appointment is fine."})
     assert response.status_code == 302
     assert Case.objects.get(pk=case.pk).specialist_answer == "Yes: routine appointment is fine."
+
+
+def test_a_clicked_answer_wins_and_the_typed_text_is_kept_as_its_note(practice: Any, referral: Case) -> None:
+    case = _briefed(practice, referral)
+    response = signed_in("specialist").post(f"/specialist/{case.pk}/", {
+        "version": case.version, "quick": "Yes: routine appointment is fine.", "answer": "  MRI of the knee first. "},
+        follow=True)
+    recorded = Case.objects.get(pk=case.pk).specialist_answer
+    assert recorded == "Yes: routine appointment is fine.\nNote: MRI of the knee first."
+    page = response.content.decode()
+    assert "Yes: routine appointment is fine." in page and "with your note" in page
+
+
+def test_a_typed_answer_alone_is_recorded_as_typed(practice: Any, referral: Case) -> None:
+    case = _briefed(practice, referral)
+    signed_in("specialist").post(f"/specialist/{case.pk}/", {"version": case.version, "answer": "Routine; MRI first."})
+    assert Case.objects.get(pk=case.pk).specialist_answer == "Routine; MRI first."
