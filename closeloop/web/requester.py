@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from closeloop.cases import actions
-from closeloop.cases.documents import DocumentRejected, safe_filename, store_document
+from closeloop.cases.documents import DocumentRejected, over_limit, safe_filename, store_document
 from closeloop.cases.links import case_for_token
 from closeloop.cases.models import Case
 from closeloop.cases.stages import Stage, WaitingOn
@@ -128,8 +128,7 @@ def _upload(request: HttpRequest, case: Case, actor: actions.Actor) -> None:
         raise actions.ActionError("choose a file to upload")
     limit = settings.CLOSELOOP_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:  # refused before it is read into memory
-        raise DocumentRejected(f"{safe_filename(upload.name or 'document')} is {upload.size // 1_048_576} MB; "
-                               f"the limit is {limit // 1_048_576} MB")
+        raise DocumentRejected(over_limit(safe_filename(upload.name or "document"), upload.size, limit))
     doc = store_document(upload.read(), upload.name or "document", upload.content_type or "", source="status_page")
     for_field = request.POST.get("for_field", "")
     if for_field in case.missing_fields:

@@ -106,6 +106,15 @@ def test_the_public_request_form_refuses_an_oversized_attachment_clearly(practic
               "consent": "on", "attachments": _pdf(2 * LIMIT)}
     response, watched = _post(Client(), "/forms/records/", fields, small_limits)
     assert response.status_code == 200 and watched.most_on_disk <= LIMIT and list(small_limits.iterdir()) == []
-    assert "scan.pdf is larger than 1 MB" in response.content.decode()
+    assert "scan.pdf is 2 MB; the limit is 1 MB" in response.content.decode()
     assert "Maria Gonzalez" in response.content.decode()  # the fields sent with it came back to correct
     assert not Case.objects.exists()
+
+
+def test_a_small_limit_is_stated_in_kilobytes_not_as_0_mb(practice: Any, referral: Case, small_limits: Path,
+                                                           settings: Any) -> None:
+    settings.CLOSELOOP_MAX_UPLOAD_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 300 * 1024
+    url, client = _awaiting(practice, referral), Client()
+    response, _ = _post(client, url, {"form": "upload", "document": _pdf(400 * 1024)}, small_limits)
+    assert response.status_code == 302
+    assert "scan.pdf is 400 KB; the limit is 300 KB" in client.get(url).content.decode()
