@@ -224,6 +224,7 @@ def open_case(
         stage = Stage.IN_PROGRESS if request_type else Stage.TRIAGE
     if stage not in (Stage.NEW, Stage.TRIAGE, Stage.IN_PROGRESS):
         raise ActionError("a case opens as new, at triage or in progress", field="stage")
+    _check_owner(owner, "owner")
     case = Case(
         request_type=request_type, requester=requester, channel=channel, subject=subject[:300],
         summary=body, fields=_clean_fields(fields or {}), stage=stage, opened_at=now, updated_at=now,
@@ -279,8 +280,7 @@ def assign(case: Case, actor: Actor, *, team: Team | None = None, owner: Staff |
     _require_open(case, "assign it")
     if team is None and owner is None:
         raise ActionError("name a team, an owner, or both", field="owner")
-    if owner is not None and not owner.is_active:
-        raise ActionError(f"{owner} is not active", field="owner")
+    _check_owner(owner, "owner")
     now = _now(now)
     before = _snapshot(case)
     if team is not None:
@@ -297,6 +297,18 @@ def assign(case: Case, actor: Actor, *, team: Team | None = None, owner: Staff |
         "from_owner": before["owner_id"], "to_owner": case.owner_id,
         "from_team": before["team_id"], "to_team": case.team_id, "reason": reason,
     }), now)
+
+
+def _check_owner(person: Staff | None, field: str) -> None:
+    """An owner must be able to work the case: active, and not a specialist (who is briefed on cases but
+    may not assign, ask, reply or close them, so a case they owned would stall)."""
+    if person is None:
+        return
+    if not person.is_active:
+        raise ActionError(f"{person} is not active", field=field)
+    if person.role == Role.SPECIALIST:
+        raise ActionError(f"{person} is a specialist: brief them instead; a case needs an owner who can work it",
+                          field=field)
 
 
 def set_request_type(case: Case, actor: Actor, request_type: RequestType, *, confidence: float | None = None,
@@ -533,6 +545,7 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
              now: datetime | None = None) -> Event:
     """Raise the case a level: to a named person, else the team lead, else a supervisor."""
     _require_open(case, "escalate it")
+    _check_owner(to, "to")
     now = _now(now)
     before = _snapshot(case)
     target = to or _escalation_target(case)
@@ -555,8 +568,9 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
 
 def _escalation_target(case: Case) -> Staff | None:
     team = case.team
-    if team and team.lead_id and team.lead_id != case.owner_id:
-        return team.lead
+    lead = team.lead if team and team.lead_id and team.lead_id != case.owner_id else None
+    if lead is not None and lead.is_active and lead.role != Role.SPECIALIST:
+        return lead
     supervisors = Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).order_by("id")
     if case.owner_id is not None:
         supervisors = supervisors.exclude(pk=case.owner_id)

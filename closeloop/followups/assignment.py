@@ -19,7 +19,7 @@ from datetime import datetime
 from django.db.models import Count, Max, Q
 
 from closeloop.cases.deadlines import policy
-from closeloop.cases.models import Case, Event, Staff
+from closeloop.cases.models import Case, Event, Role, Staff
 from closeloop.cases.stages import Stage
 
 from .calendar import calendar_for_team
@@ -46,6 +46,7 @@ def pick_owner(case: Case, now: datetime, *, exclude: int | None = None) -> Staf
     if case.team_id is None:
         return None
     members = list(Staff.objects.filter(teams=case.team_id, is_active=True, auto_assign=True)
+                   .exclude(role=Role.SPECIALIST)  # briefed, never owners: they cannot assign, ask, reply or close
                    .exclude(pk=exclude or 0).select_related("availability", "user"))
     members = available(members, now)
     if not members:

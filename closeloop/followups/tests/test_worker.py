@@ -288,3 +288,22 @@ def test_the_worker_loop_runs_the_follow_up_jobs(practice, office):
 
     names = [name for name, _ in jobs()]
     assert "closeloop.followups.worker.run_due" in names and "closeloop.followups.digest.send_digests" in names
+
+
+def test_specialists_are_never_picked_to_own_a_case(practice, office):
+    """Specialists sit in the intake team to be briefed; they cannot assign, ask, reply or close, so a case
+    they owned would stall. Automatic assignment picks only people who can work a case."""
+    for staff in (practice.supervisor, practice.admin, practice.coordinator, practice.staff["jordan"]):
+        staff.auto_assign = False
+        staff.save()
+    case = _case(practice)
+    _due(case, ny(2026, 3, 2, 11))
+    case.refresh_from_db()
+    assert case.owner is None and not problems(case)  # it waits in the team queue, not with a specialist
+    for who in (practice.specialist, practice.staff["drkim"]):
+        with pytest.raises(actions.ActionError, match="specialist"):
+            actions.assign(case, actions.Actor.of(practice.supervisor), owner=who)
+        with pytest.raises(actions.ActionError, match="specialist"):
+            actions.escalate(case, actions.Actor.of(practice.supervisor), reason="stuck", to=who)
+    with pytest.raises(actions.ActionError, match="specialist"):
+        _case(practice, email="other@example.com", owner=practice.specialist)
