@@ -48,6 +48,11 @@ DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born(?: on)?|date of birth(?: i
 # Cues in prose (patients write sentences, not forms): lower confidence than labelled values.
 PROSE_NAME_RE = re.compile(r"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
                            r"husband|wife|mother|father),?)\s+([A-Z][a-zA-Z'\-]+(?: [A-Z][a-zA-Z'\-]+){1,2})")
+# A name after a "Patient:" cue inside a sentence ("Referring for evaluation. Patient: Maria Gonzalez,
+# DOB …", "please see Pt: Okafor, Olivia regarding …"): the cue in any case, the name capitalised.
+_WORD = r"[A-Z][a-zA-Z'\-]+"
+INLINE_NAME_RE = re.compile(rf"\b(?i:patient(?:'s)?\s+name\s*:|patient\s*:|pt\.?\s*:|my\s+patient,?)[ \t]*"
+                            rf"(?P<name>{_WORD}, {_WORD}(?! ?[A-Z][a-z])|{_WORD}(?: [A-Z]\.)?(?: {_WORD}){{1,2}})")
 MEDICATION_RE = re.compile(r"\b([A-Za-z][a-z]{3,}(?:[ -][A-Za-z]+)?\s+\d+(?:\.\d+)?\s?(?:mg|mcg|g|ml|units?)\b"
                            r"(?:\s+(?:tablets?|capsules?|daily|twice daily|bid|tid|qd|once daily))?)", re.I)
 PHARMACY_RE = re.compile(r"\b((?:CVS|Walgreens|Rite Aid|Walmart|Costco|Target|Stop & Shop|Kroger|Publix|"
@@ -70,6 +75,9 @@ NOT_A_NAME = frozenset("""
     notes office our patient payment please practice prescription prior question questions re records record
     referral referrals refill refills regarding report reschedule request requests result results rx scan schedule
     scheduling stat statement status test tests thanks the update urgent visit your
+    a an and are as at be by does for from has have he her his in is it its of on or she sheet they this to was
+    were when will with dob mrn sex gender age phone tel cell mobile email npi member
+    evaluation exam history pain physical plan surgery therapy tolerated
 """.split())
 
 @dataclass
@@ -250,7 +258,20 @@ def _unlabelled(page: Page, keep: Callable[[str, Any, float, int, int], None], t
         keep("email", _email(hit.group(0)), 0.7, hit.start(), hit.end())
     if hit := DOB_INLINE_RE.search(text):
         keep("date_of_birth", _dob(hit.group(1), today), 0.85, hit.start(1), hit.end(1))
+    _inline_name(text, keep)
     _prose(text, keep)
+
+
+def _inline_name(text: str, keep: Callable[[str, Any, float, int, int], None]) -> None:
+    """The first name after a mid-sentence "Patient:" cue; trailing capitalised words that are not
+    part of a name ("JOHN SMITH DOB …") are dropped, and a cue followed by no name gives nothing."""
+    for hit in INLINE_NAME_RE.finditer(text):
+        words = hit.group("name").split(" ")
+        for count in range(len(words), 1, -1):
+            candidate = " ".join(words[:count])
+            if name := _clean_name(candidate):
+                keep("patient_name", name, 0.85, hit.start("name"), hit.start("name") + len(candidate))
+                return
 
 
 def _prose(text: str, keep: Callable[[str, Any, float, int, int], None]) -> None:

@@ -59,6 +59,36 @@ def test_a_mail_subject_or_a_phrase_in_title_case_is_not_taken_for_the_patients_
     assert "patient_name" not in extract([Page(1, text, "email")], today=TODAY)
 
 
+@pytest.mark.parametrize(("text", "name", "shown"), [
+    ("Referring for evaluation. Patient: Maria Gonzalez, DOB 03/14/1952, with knee pain.",
+     "Maria Gonzalez", "Maria Gonzalez"),
+    ("Hello, please see Patient: John Smith regarding his shoulder.", "John Smith", "John Smith"),
+    ("We are sending Pt: Okafor, Olivia (DOB 07/15/1977) for an opinion.", "Olivia Okafor", "Okafor, Olivia"),
+    ("Thank you for seeing my patient, Sofia Mensah, DOB 5/5/1964, for hallux valgus.", "Sofia Mensah",
+     "Sofia Mensah"),
+    ("PLEASE SEE PATIENT: JOHN Q. SMITH DOB 01/02/1960 for review.", "JOHN Q. SMITH", "JOHN Q. SMITH"),
+])
+def test_a_patient_name_given_mid_sentence_is_found_with_where_it_came_from(text, name, shown):
+    found = extract([Page(2, text, "text")], document=5, today=TODAY)
+    assert found["patient_name"].value == name
+    start = text.index(shown)
+    assert found["patient_name"].entry()["source"] == {"document": 5, "page": 2, "start": start,
+                                                       "end": start + len(shown)}
+
+
+@pytest.mark.parametrize("text", [
+    "Patient: tolerated the procedure well and was discharged.",
+    "Thank you for seeing this patient. Patient: See Attached Notes.",
+    "Please log in to the Patient Portal Access page.",
+    "Ask the patient: Does It Hurt When Walking?",
+    "Follow-up plan. Patient: Information Sheet enclosed.",
+    "Outpatient: Physical Therapy Twice Weekly.",
+    "Referral note. Patient: New Referral From Dr Smith attached.",
+])
+def test_prose_around_the_word_patient_does_not_make_up_a_name(text):
+    assert "patient_name" not in extract([Page(1, text, "email")], today=TODAY)
+
+
 def test_a_subject_line_does_not_hide_the_labelled_name_below_it():
     found = extract([Page(1, "Re: Urgent Referral\nPatient: Maria Gonzalez\n", "email")], today=TODAY)
     assert found["patient_name"].value == "Maria Gonzalez"
@@ -115,3 +145,12 @@ def test_field_f1_on_the_annotated_documents_is_at_least_0_95(tmp_path):
     result = evaluate_documents(tmp_path, today=TODAY)
     assert result["documents"] == 8
     assert result["f1"] >= 0.95, result["per_field"]
+
+
+def test_a_scanned_letter_naming_the_patient_mid_sentence_gives_the_name_with_word_boxes():
+    pages = extract_pages((DOCS / "doc-33.png").read_bytes(), filename="doc-33.png")
+    truth = json.loads((DOCS / "doc-33.json").read_text())["fields"]
+    found = extract(pages, document=33, today=TODAY)["patient_name"]
+    assert found.value == truth["patient_name"]
+    assert pages[0].text[found.start:found.end].startswith(truth["patient_name"].split()[1])  # "Rossi, Priya"
+    assert found.boxes and found.confidence < 0.95  # a cue in a sentence counts less than a form line
