@@ -90,11 +90,14 @@ class Found:
     end: int
     document: int | None = None
     boxes: list[list[int]] = field(default_factory=list)
+    # How the value was read ({"note": …}), or why a person should confirm it ({"confirm": …}).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def entry(self) -> dict[str, Any]:
         source: dict[str, Any] = {"document": self.document, "page": self.page, "start": self.start, "end": self.end}
         if self.boxes:
             source["boxes"] = self.boxes
+        source.update(self.notes)
         return {"value": self.value, "confidence": round(self.confidence, 3), "source": source}
 
 
@@ -150,6 +153,26 @@ def _parse_date(value: str, today: date, *, past: bool = False) -> date | None:
 def _dob(value: str, today: date) -> str | None:
     parsed = _parse_date(value, today, past=True)
     return parsed.isoformat() if parsed and parsed < today else None
+
+
+OLDEST_AGE = 115  # years; a birth date a century earlier than this is no patient's
+AMBIGUOUS_YEAR_FACTOR = 0.5  # below every type's routing threshold: a person confirms
+
+
+def _year_notes(raw: str, iso: str, today: date) -> tuple[dict[str, str], float]:
+    """How a two-digit birth year was read, and, when the century before is as possible (01/02/24:
+    a toddler or someone aged 101), a reason to confirm it with lower confidence."""
+    match = DATE_RE.search(raw)
+    if not match or not re.search(r"[/\-.]\d{2}$", match.group(0)):
+        return {}, 1.0
+    read = date.fromisoformat(iso)
+    try:
+        other = read.replace(year=read.year - 100)
+    except ValueError:  # 29 February in a year with none
+        return {"note": f"two-digit year read as {read.year}"}, 1.0
+    if (today - other).days / 365.25 > OLDEST_AGE:
+        return {"note": f"two-digit year read as {read.year}"}, 1.0
+    return {"confirm": f"two-digit year read as {read.year}; it may be {other.year}"}, AMBIGUOUS_YEAR_FACTOR
 
 
 def _phone(value: str) -> str | None:
@@ -228,7 +251,12 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
         if name in found or value in (None, "", []):
             return
         conf *= _ocr_conf(page.words, start, end) if page.words else 1.0
-        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end))
+        notes: dict[str, str] = {}
+        if name == "date_of_birth":
+            notes, factor = _year_notes(page.text[start:end], value, today)
+            conf *= factor
+        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end),
+                            notes)
 
     for m in LABEL_RE.finditer(page.text):
         name = FIELD_OF[re.sub(r"\s+", " ", m.group("label").lower())]

@@ -271,4 +271,7 @@ def _better(case: Case, name: str, item: fieldmod.Found) -> bool:
     current = case.fields.get(name)
     if not isinstance(current, dict) or current.get("value") in (None, ""):
         return True
+    source = current.get("source")
+    if isinstance(source, dict) and source.get("confirm") and "confirm" not in item.notes:
+        return True  # a value read without doubt settles one that awaited confirmation
     return item.confidence > float(current.get("confidence", 1.0)) and current.get("value") != item.value

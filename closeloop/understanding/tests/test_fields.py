@@ -110,6 +110,23 @@ def test_fields_sharing_a_line_are_each_read_and_a_two_digit_birth_year_is_in_th
     assert extract([Page(1, "DOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"].value == "2024-01-02"
 
 
+def test_a_two_digit_birth_year_that_could_be_either_century_is_kept_but_marked_for_confirmation():
+    # 01/02/24 is a toddler or someone aged 101: both are patients; the reader must not decide alone.
+    dob = extract([Page(1, "Patient: Ana Silva\nDOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"]
+    entry = dob.entry()
+    assert entry["value"] == "2024-01-02"
+    assert entry["confidence"] < 0.5
+    assert entry["source"]["confirm"] == "two-digit year read as 2024; it may be 1924"
+    # 03/14/52 cannot be 2052 (the future) nor 1852: certain, with how it was read noted.
+    certain = extract([Page(1, "DOB: 03/14/52\n", "text")], today=TODAY)["date_of_birth"].entry()
+    assert certain["confidence"] == 0.95 and "confirm" not in certain["source"]
+    assert certain["source"]["note"] == "two-digit year read as 1952"
+    four = extract([Page(1, "DOB: 01/02/1924\n", "text")], today=TODAY)["date_of_birth"].entry()
+    assert four["confidence"] == 0.95 and "confirm" not in four["source"] and "note" not in four["source"]
+    inline = extract([Page(1, "Mr Silva, born 6/7/15, fell.", "email")], today=TODAY)["date_of_birth"].entry()
+    assert inline["value"] == "2015-06-07" and inline["source"]["confirm"].endswith("it may be 1915")
+
+
 def test_an_urgent_care_clinic_is_not_an_urgency_field():
     assert "urgency" not in extract([Page(1, "Seen at Urgent Care on Monday for a sprain", "email")], today=TODAY)
 
