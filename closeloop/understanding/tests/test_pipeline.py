@@ -237,3 +237,18 @@ def test_a_staff_member_confirming_the_birth_date_takes_it_off_the_checklist(pra
     run_jobs()
     case.refresh_from_db()
     assert "date_of_birth" not in case.missing_fields and case.fields["date_of_birth"]["confidence"] == 1.0
+
+
+def test_a_threshold_set_to_zero_still_sends_a_low_confidence_guess_to_a_person(trained, practice):
+    # An admin's 0 (or a typo such as 0.08 for 80 %) must not turn every guess into a routing.
+    for request_type in practice.types.values():
+        request_type.confidence_threshold = 0.0
+        request_type.save()
+    case = _open("I would like to apply for the receptionist job you advertised last week")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    prediction = Prediction.objects.get(case=case)
+    assert prediction.confidence < 0.5, prediction.confidence
+    assert case.stage == Stage.TRIAGE and case.request_type is None and prediction.routed is False
+    assert prediction.scores["threshold"] == 0.5
