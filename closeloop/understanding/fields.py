@@ -45,12 +45,15 @@ DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1
                      r"|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
 DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born(?: on)?|date of birth(?: is)?|birth ?date(?: is)?)"
                            r"\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", re.I)
+# Letters of names: ASCII and the Latin accented ones (José Núñez, Zoë Østergaard, Łukasz Wójcik).
+_UPPER = "A-ZÀ-ÖØ-Þ\u0100-\u017f"
+_LETTER = "a-zA-ZÀ-ÖØ-öø-ÿ\u0100-\u017f"
+_WORD = rf"[{_UPPER}][{_LETTER}'\-]+"
 # Cues in prose (patients write sentences, not forms): lower confidence than labelled values.
-PROSE_NAME_RE = re.compile(r"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
-                           r"husband|wife|mother|father),?)\s+([A-Z][a-zA-Z'\-]+(?: [A-Z][a-zA-Z'\-]+){1,2})")
+PROSE_NAME_RE = re.compile(rf"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
+                           rf"husband|wife|mother|father),?)\s+({_WORD}(?: {_WORD}){{1,2}})")
 # A name after a "Patient:" cue inside a sentence ("Referring for evaluation. Patient: Maria Gonzalez,
 # DOB …", "please see Pt: Okafor, Olivia regarding …"): the cue in any case, the name capitalised.
-_WORD = r"[A-Z][a-zA-Z'\-]+"
 INLINE_NAME_RE = re.compile(rf"\b(?i:patient(?:'s)?\s+name\s*:|patient\s*:|pt\.?\s*:|my\s+patient,?)[ \t]*"
                             rf"(?P<name>{_WORD}, {_WORD}(?! ?[A-Z][a-z])|{_WORD}(?: [A-Z]\.)?(?: {_WORD}){{1,2}})")
 MEDICATION_RE = re.compile(r"\b([A-Za-z][a-z]{3,}(?:[ -][A-Za-z]+)?\s+\d+(?:\.\d+)?\s?(?:mg|mcg|g|ml|units?)\b"
@@ -58,7 +61,7 @@ MEDICATION_RE = re.compile(r"\b([A-Za-z][a-z]{3,}(?:[ -][A-Za-z]+)?\s+\d+(?:\.\d
 PHARMACY_RE = re.compile(r"\b((?:CVS|Walgreens|Rite Aid|Walmart|Costco|Target|Stop & Shop|Kroger|Publix|"
                          r"[A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:Pharmacy|pharmacy)(?: (?:on|at) [A-Z0-9][\w .]+?"
                          r"(?=[.,;\n]|$))?)")
-NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
+NAME_RE = re.compile(rf"^{_WORD}(?:,?\s+[{_UPPER}][{_LETTER}'\-.]*){{1,3}}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
                         r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
                         re.I)

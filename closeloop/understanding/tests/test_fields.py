@@ -171,3 +171,14 @@ def test_a_scanned_letter_naming_the_patient_mid_sentence_gives_the_name_with_wo
     assert found.value == truth["patient_name"]
     assert pages[0].text[found.start:found.end].startswith(truth["patient_name"].split()[1])  # "Rossi, Priya"
     assert found.boxes and found.confidence < 0.95  # a cue in a sentence counts less than a form line
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Patient: José Núñez\nDOB: 01/02/1960\n", "José Núñez"),
+    ("Patient: Østergaard, Zoë\n", "Zoë Østergaard"),
+    ("Referring for evaluation. Patient: Łukasz Wójcik, DOB 03/14/1952.", "Łukasz Wójcik"),
+    ("Hi, my name is Renée Côté and I need a refill.", "Renée Côté"),
+])
+def test_a_name_with_accented_letters_is_read_whole(text, name):
+    assert extract([Page(1, text, "email")], today=TODAY)["patient_name"].value == name
+
