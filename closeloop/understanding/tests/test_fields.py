@@ -182,3 +182,10 @@ def test_a_scanned_letter_naming_the_patient_mid_sentence_gives_the_name_with_wo
 def test_a_name_with_accented_letters_is_read_whole(text, name):
     assert extract([Page(1, text, "email")], today=TODAY)["patient_name"].value == name
 
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "utf-16", "utf-32"])
+def test_a_text_document_in_another_charset_is_read_without_mangling(encoding):
+    text = "Patient: José Núñez\nDOB: 01/02/1960\nReason: “knee” pain — 3 weeks\n"
+    page = extract_pages(text.encode(encoding), "text/plain", "letter.txt")[0]
+    assert page.text == text
+    assert extract([page], today=TODAY)["patient_name"].value == "José Núñez"
