@@ -50,7 +50,8 @@ def kind_of(data: bytes, content_type: str = "", filename: str = "") -> str:
     name = filename.lower()
     if data[:5] == b"%PDF-" or content_type == "application/pdf" or name.endswith(".pdf"):
         return "pdf"
-    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff":
+    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff" \
+            or data[:6] in (b"GIF87a", b"GIF89a"):  # every image type an upload may be (cases/documents.py)
         return "image"
     if content_type.startswith("text/") or name.endswith((".txt", ".eml")):
         return "text"

@@ -189,3 +189,16 @@ def test_a_text_document_in_another_charset_is_read_without_mangling(encoding):
     page = extract_pages(text.encode(encoding), "text/plain", "letter.txt")[0]
     assert page.text == text
     assert extract([page], today=TODAY)["patient_name"].value == "José Núñez"
+
+
+def test_a_gif_scan_which_uploads_accept_is_read_by_tesseract():
+    import io
+
+    from PIL import Image
+
+    gif = io.BytesIO()
+    Image.open(DOCS / "doc-02.png").convert("L").save(gif, format="GIF")
+    pages = extract_pages(gif.getvalue(), "image/gif", "fax.gif")
+    truth = json.loads((DOCS / "doc-02.json").read_text())["fields"]
+    assert pages[0].method == "ocr"
+    assert extract(pages, today=TODAY)["patient_name"].value == truth["patient_name"]
