@@ -173,7 +173,9 @@ def _require_open(case: Case, doing: str) -> None:
 def _missing(case: Case) -> list[str]:
     if case.request_type is None:
         return []
-    have = {k for k, v in case.fields.items() if isinstance(v, dict) and v.get("value") not in (None, "")}
+    # A value its reader asks a person to confirm (source "confirm": why) is not yet had.
+    have = {k for k, v in case.fields.items() if isinstance(v, dict) and v.get("value") not in (None, "")
+            and not (isinstance(v.get("source"), dict) and v["source"].get("confirm"))}
     return [name for name in case.request_type.required_fields if name not in have]
 
 

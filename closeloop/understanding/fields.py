@@ -45,15 +45,23 @@ DATE_RE = re.compile(r"\d{1,4}[/\-.]\d{1,2}[/\-.]\d{2,4}|[A-Z][a-z]{2,8}\.? \d{1
                      r"|\d{1,2} [A-Z][a-z]{2,8} \d{4}")
 DOB_INLINE_RE = re.compile(r"\b(?:DOB|D\.O\.B\.?|born(?: on)?|date of birth(?: is)?|birth ?date(?: is)?)"
                            r"\s*[:\-]?\s*(\S+(?: \d{1,2},? \d{4})?)", re.I)
+# Letters of names: ASCII and the Latin accented ones (José Núñez, Zoë Østergaard, Łukasz Wójcik).
+_UPPER = "A-ZÀ-ÖØ-Þ\u0100-\u017f"
+_LETTER = "a-zA-ZÀ-ÖØ-öø-ÿ\u0100-\u017f"
+_WORD = rf"[{_UPPER}][{_LETTER}'\-]+"
 # Cues in prose (patients write sentences, not forms): lower confidence than labelled values.
-PROSE_NAME_RE = re.compile(r"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
-                           r"husband|wife|mother|father),?)\s+([A-Z][a-zA-Z'\-]+(?: [A-Z][a-zA-Z'\-]+){1,2})")
+PROSE_NAME_RE = re.compile(rf"\b(?:my name is|this is|patient(?: name)?|regarding|re:|for my (?:son|daughter|"
+                           rf"husband|wife|mother|father),?)\s+({_WORD}(?: {_WORD}){{1,2}})")
+# A name after a "Patient:" cue inside a sentence ("Referring for evaluation. Patient: Maria Gonzalez,
+# DOB …", "please see Pt: Okafor, Olivia regarding …"): the cue in any case, the name capitalised.
+INLINE_NAME_RE = re.compile(rf"\b(?i:patient(?:'s)?\s+name\s*:|patient\s*:|pt\.?\s*:|my\s+patient,?)[ \t]*"
+                            rf"(?P<name>{_WORD}, {_WORD}(?! ?[A-Z][a-z])|{_WORD}(?: [A-Z]\.)?(?: {_WORD}){{1,2}})")
 MEDICATION_RE = re.compile(r"\b([A-Za-z][a-z]{3,}(?:[ -][A-Za-z]+)?\s+\d+(?:\.\d+)?\s?(?:mg|mcg|g|ml|units?)\b"
                            r"(?:\s+(?:tablets?|capsules?|daily|twice daily|bid|tid|qd|once daily))?)", re.I)
 PHARMACY_RE = re.compile(r"\b((?:CVS|Walgreens|Rite Aid|Walmart|Costco|Target|Stop & Shop|Kroger|Publix|"
                          r"[A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:Pharmacy|pharmacy)(?: (?:on|at) [A-Z0-9][\w .]+?"
                          r"(?=[.,;\n]|$))?)")
-NAME_RE = re.compile(r"^[A-Z][a-zA-Z'\-]+(?:,?\s+[A-Z][a-zA-Z'\-.]*){1,3}$")
+NAME_RE = re.compile(rf"^{_WORD}(?:,?\s+[{_UPPER}][{_LETTER}'\-.]*){{1,3}}$")
 RELEASE_RE = re.compile(r"\b(hipaa[- ]compliant authori[sz]ation|authori[sz]ation (?:is )?(?:enclosed|attached)|"
                         r"signed (?:release|authori[sz]ation)|release of information (?:form )?(?:enclosed|attached))",
                         re.I)
@@ -70,6 +78,9 @@ NOT_A_NAME = frozenset("""
     notes office our patient payment please practice prescription prior question questions re records record
     referral referrals refill refills regarding report reschedule request requests result results rx scan schedule
     scheduling stat statement status test tests thanks the update urgent visit your
+    a an and are as at be by does for from has have he her his in is it its of on or she sheet they this to was
+    were when will with dob mrn sex gender age phone tel cell mobile email npi member
+    evaluation exam history pain physical plan surgery therapy tolerated
 """.split())
 
 @dataclass
@@ -82,11 +93,14 @@ class Found:
     end: int
     document: int | None = None
     boxes: list[list[int]] = field(default_factory=list)
+    # How the value was read ({"note": …}), or why a person should confirm it ({"confirm": …}).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def entry(self) -> dict[str, Any]:
         source: dict[str, Any] = {"document": self.document, "page": self.page, "start": self.start, "end": self.end}
         if self.boxes:
             source["boxes"] = self.boxes
+        source.update(self.notes)
         return {"value": self.value, "confidence": round(self.confidence, 3), "source": source}
 
 
@@ -142,6 +156,26 @@ def _parse_date(value: str, today: date, *, past: bool = False) -> date | None:
 def _dob(value: str, today: date) -> str | None:
     parsed = _parse_date(value, today, past=True)
     return parsed.isoformat() if parsed and parsed < today else None
+
+
+OLDEST_AGE = 115  # years; a birth date a century earlier than this is no patient's
+AMBIGUOUS_YEAR_FACTOR = 0.5  # below every type's routing threshold: a person confirms
+
+
+def _year_notes(raw: str, iso: str, today: date) -> tuple[dict[str, str], float]:
+    """How a two-digit birth year was read, and, when the century before is as possible (01/02/24:
+    a toddler or someone aged 101), a reason to confirm it with lower confidence."""
+    match = DATE_RE.search(raw)
+    if not match or not re.search(r"[/\-.]\d{2}$", match.group(0)):
+        return {}, 1.0
+    read = date.fromisoformat(iso)
+    try:
+        other = read.replace(year=read.year - 100)
+    except ValueError:  # 29 February in a year with none
+        return {"note": f"two-digit year read as {read.year}"}, 1.0
+    if (today - other).days / 365.25 > OLDEST_AGE:
+        return {"note": f"two-digit year read as {read.year}"}, 1.0
+    return {"confirm": f"two-digit year read as {read.year}; it may be {other.year}"}, AMBIGUOUS_YEAR_FACTOR
 
 
 def _phone(value: str) -> str | None:
@@ -220,7 +254,12 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
         if name in found or value in (None, "", []):
             return
         conf *= _ocr_conf(page.words, start, end) if page.words else 1.0
-        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end))
+        notes: dict[str, str] = {}
+        if name == "date_of_birth":
+            notes, factor = _year_notes(page.text[start:end], value, today)
+            conf *= factor
+        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end),
+                            notes)
 
     for m in LABEL_RE.finditer(page.text):
         name = FIELD_OF[re.sub(r"\s+", " ", m.group("label").lower())]
@@ -250,7 +289,20 @@ def _unlabelled(page: Page, keep: Callable[[str, Any, float, int, int], None], t
         keep("email", _email(hit.group(0)), 0.7, hit.start(), hit.end())
     if hit := DOB_INLINE_RE.search(text):
         keep("date_of_birth", _dob(hit.group(1), today), 0.85, hit.start(1), hit.end(1))
+    _inline_name(text, keep)
     _prose(text, keep)
+
+
+def _inline_name(text: str, keep: Callable[[str, Any, float, int, int], None]) -> None:
+    """The first name after a mid-sentence "Patient:" cue; trailing capitalised words that are not
+    part of a name ("JOHN SMITH DOB …") are dropped, and a cue followed by no name gives nothing."""
+    for hit in INLINE_NAME_RE.finditer(text):
+        words = hit.group("name").split(" ")
+        for count in range(len(words), 1, -1):
+            candidate = " ".join(words[:count])
+            if name := _clean_name(candidate):
+                keep("patient_name", name, 0.85, hit.start("name"), hit.start("name") + len(candidate))
+                return
 
 
 def _prose(text: str, keep: Callable[[str, Any, float, int, int], None]) -> None:

@@ -35,6 +35,9 @@ from .training import active_model, case_text, train
 
 log = logging.getLogger("closeloop.understanding")
 MAX_ATTEMPTS = 5
+# Below this the model is guessing, whatever a type's threshold says (0, or 0.08 typed for 80 %):
+# such a case goes to a person.
+MIN_ROUTE_CONFIDENCE = 0.5
 
 
 # ---------------------------------------------------------------- work items
@@ -217,7 +220,7 @@ def _classify(case: Case) -> Outcome:
     prediction = model.predict([text])[0]
     suggestions = [{"type": s.label, "confidence": s.confidence} for s in prediction.suggestions]
     request_type = RequestType.objects.filter(slug=prediction.label, is_active=True).first()
-    threshold = request_type.confidence_threshold if request_type else 1.0
+    threshold = max(request_type.confidence_threshold, MIN_ROUTE_CONFIDENCE) if request_type else 1.0
     routed = request_type is not None and prediction.confidence >= threshold
     outcome = Outcome("model", prediction.label, prediction.confidence, routed, suggestions)
     scores = {"novelty": round(prediction.novelty, 4), "threshold": threshold}
@@ -271,4 +274,7 @@ def _better(case: Case, name: str, item: fieldmod.Found) -> bool:
     current = case.fields.get(name)
     if not isinstance(current, dict) or current.get("value") in (None, ""):
         return True
+    source = current.get("source")
+    if isinstance(source, dict) and source.get("confirm") and "confirm" not in item.notes:
+        return True  # a value read without doubt settles one that awaited confirmation
     return item.confidence > float(current.get("confidence", 1.0)) and current.get("value") != item.value

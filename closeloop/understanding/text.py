@@ -6,6 +6,7 @@ Per-page output. A PDF page whose text layer is empty (a scan or a fax) is rende
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ def kind_of(data: bytes, content_type: str = "", filename: str = "") -> str:
     name = filename.lower()
     if data[:5] == b"%PDF-" or content_type == "application/pdf" or name.endswith(".pdf"):
         return "pdf"
-    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff":
+    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff" \
+            or data[:6] in (b"GIF87a", b"GIF89a"):  # every image type an upload may be (cases/documents.py)
         return "image"
     if content_type.startswith("text/") or name.endswith((".txt", ".eml")):
         return "text"
@@ -62,7 +64,23 @@ def extract_pages(data: bytes, content_type: str = "", filename: str = "") -> li
         return _pdf_pages(data)
     if kind == "image":
         return _image_pages(data)
-    return [Page(1, data.decode("utf-8", errors="replace"), "text")]
+    return [Page(1, decode_text(data), "text")]
+
+
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]
+
+
+def decode_text(data: bytes) -> str:
+    """A text file's characters: by its byte-order mark, else UTF-8, else Windows-1252 (what office
+    PCs write; it maps nearly every byte, so "José" is not turned into "Jos\ufffd")."""
+    for bom, encoding in _BOMS:  # UTF-32's LE mark begins with UTF-16's: test it first
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 def _pdf_pages(data: bytes) -> list[Page]:

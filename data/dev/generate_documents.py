@@ -103,6 +103,47 @@ def layout(r: random.Random, truth: dict[str, object], shown: dict[str, str]) ->
     return lines
 
 
+def letter(r: random.Random, truth: dict[str, object], shown: dict[str, str]) -> list[str]:
+    """A referral letter that names the patient mid-sentence, then a labelled block for the rest."""
+    name, dob, reason = shown["patient_name"], shown["date_of_birth"], str(truth["reason"])
+    opening = r.choice([
+        f"Referring for evaluation. Patient: {name}, DOB {dob}, with {reason}.",
+        f"Please see Patient: {name} regarding {reason}. DOB {dob}.",
+        f"Thank you for seeing my patient, {name}, DOB {dob}, for {reason}.",
+        f"We are sending Pt: {name} (DOB {dob}) for an opinion on {reason}.",
+    ])
+    lines = [r.choice(["Dear Dr. Lindgren,", "Dear colleague,", "To the orthopaedic team,"]), "", opening,
+             r.choice(["The patient tolerated a course of physical therapy without relief.",
+                       "Patient: reports pain at night and on stairs.",
+                       "Patient education on activity modification was given."]), "",
+             f"{r.choice(['Phone', 'Tel'])}: {shown['phone']}"]
+    if "email" in truth:
+        lines.append(f"Email: {truth['email']}")
+    lines += [f"Insurance: {truth['insurance_payer']}", f"Member ID: {truth['member_id']}",
+              f"Referred by: {truth['referring_provider']}", f"Practice: {truth['referring_practice']}",
+              f"NPI: {truth['npi']}", f"Reason for referral: {reason}",
+              f"ICD-10 {truth['icd10_codes'][0]}", ""]  # type: ignore[index]
+    if truth.get("urgency"):
+        lines.append("Please schedule ASAP.")
+    return lines + ["Sincerely,", str(truth["referring_provider"])]
+
+
+def letters(first: int = 33, count: int = 8, seed: int = 5) -> None:
+    """Letters (text PDFs and scans) that give the patient's name in a sentence, not on a form line."""
+    r = random.Random(seed)
+    for n in range(first, first + count):
+        truth, shown = make_truth(r)
+        truth.pop("address", None)  # a letter without an address line
+        lines = letter(r, truth, shown)
+        stem = OUT / f"doc-{n:02d}"
+        kind = ["text-pdf", "png"][n % 2]
+        if kind == "text-pdf":
+            stem.with_suffix(".pdf").write_bytes(text_pdf(lines))
+        else:
+            scan(r, lines).save(stem.with_suffix(".png"), optimize=True)
+        stem.with_suffix(".json").write_text(json.dumps({"kind": f"letter-{kind}", "fields": truth}, indent=1) + "\n")
+
+
 def text_pdf(lines: list[str]) -> bytes:
     """A minimal one-page PDF with a real text layer (Helvetica)."""
     def esc(s: str) -> str:
@@ -166,7 +207,8 @@ def main(count: int = 32, seed: int = 4) -> None:
             cover.save(stem.with_suffix(".tiff"), compression="group4", save_all=True,
                        append_images=[scan(r, lines)])
         stem.with_suffix(".json").write_text(json.dumps({"kind": kind, "fields": truth}, indent=1) + "\n")
-    print(f"wrote {count} documents to {OUT}")
+    letters(count + 1)
+    print(f"wrote {count + 8} documents to {OUT}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,36 @@ def test_a_mail_subject_or_a_phrase_in_title_case_is_not_taken_for_the_patients_
     assert "patient_name" not in extract([Page(1, text, "email")], today=TODAY)
 
 
+@pytest.mark.parametrize(("text", "name", "shown"), [
+    ("Referring for evaluation. Patient: Maria Gonzalez, DOB 03/14/1952, with knee pain.",
+     "Maria Gonzalez", "Maria Gonzalez"),
+    ("Hello, please see Patient: John Smith regarding his shoulder.", "John Smith", "John Smith"),
+    ("We are sending Pt: Okafor, Olivia (DOB 07/15/1977) for an opinion.", "Olivia Okafor", "Okafor, Olivia"),
+    ("Thank you for seeing my patient, Sofia Mensah, DOB 5/5/1964, for hallux valgus.", "Sofia Mensah",
+     "Sofia Mensah"),
+    ("PLEASE SEE PATIENT: JOHN Q. SMITH DOB 01/02/1960 for review.", "JOHN Q. SMITH", "JOHN Q. SMITH"),
+])
+def test_a_patient_name_given_mid_sentence_is_found_with_where_it_came_from(text, name, shown):
+    found = extract([Page(2, text, "text")], document=5, today=TODAY)
+    assert found["patient_name"].value == name
+    start = text.index(shown)
+    assert found["patient_name"].entry()["source"] == {"document": 5, "page": 2, "start": start,
+                                                       "end": start + len(shown)}
+
+
+@pytest.mark.parametrize("text", [
+    "Patient: tolerated the procedure well and was discharged.",
+    "Thank you for seeing this patient. Patient: See Attached Notes.",
+    "Please log in to the Patient Portal Access page.",
+    "Ask the patient: Does It Hurt When Walking?",
+    "Follow-up plan. Patient: Information Sheet enclosed.",
+    "Outpatient: Physical Therapy Twice Weekly.",
+    "Referral note. Patient: New Referral From Dr Smith attached.",
+])
+def test_prose_around_the_word_patient_does_not_make_up_a_name(text):
+    assert "patient_name" not in extract([Page(1, text, "email")], today=TODAY)
+
+
 def test_a_subject_line_does_not_hide_the_labelled_name_below_it():
     found = extract([Page(1, "Re: Urgent Referral\nPatient: Maria Gonzalez\n", "email")], today=TODAY)
     assert found["patient_name"].value == "Maria Gonzalez"
@@ -78,6 +108,23 @@ def test_fields_sharing_a_line_are_each_read_and_a_two_digit_birth_year_is_in_th
     assert found["date_of_birth"].value == "1952-03-14"
     assert found["phone"].value == "+16175550142"
     assert extract([Page(1, "DOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"].value == "2024-01-02"
+
+
+def test_a_two_digit_birth_year_that_could_be_either_century_is_kept_but_marked_for_confirmation():
+    # 01/02/24 is a toddler or someone aged 101: both are patients; the reader must not decide alone.
+    dob = extract([Page(1, "Patient: Ana Silva\nDOB: 01/02/24\n", "text")], today=TODAY)["date_of_birth"]
+    entry = dob.entry()
+    assert entry["value"] == "2024-01-02"
+    assert entry["confidence"] < 0.5
+    assert entry["source"]["confirm"] == "two-digit year read as 2024; it may be 1924"
+    # 03/14/52 cannot be 2052 (the future) nor 1852: certain, with how it was read noted.
+    certain = extract([Page(1, "DOB: 03/14/52\n", "text")], today=TODAY)["date_of_birth"].entry()
+    assert certain["confidence"] == 0.95 and "confirm" not in certain["source"]
+    assert certain["source"]["note"] == "two-digit year read as 1952"
+    four = extract([Page(1, "DOB: 01/02/1924\n", "text")], today=TODAY)["date_of_birth"].entry()
+    assert four["confidence"] == 0.95 and "confirm" not in four["source"] and "note" not in four["source"]
+    inline = extract([Page(1, "Mr Silva, born 6/7/15, fell.", "email")], today=TODAY)["date_of_birth"].entry()
+    assert inline["value"] == "2015-06-07" and inline["source"]["confirm"].endswith("it may be 1915")
 
 
 def test_an_urgent_care_clinic_is_not_an_urgency_field():
@@ -115,3 +162,43 @@ def test_field_f1_on_the_annotated_documents_is_at_least_0_95(tmp_path):
     result = evaluate_documents(tmp_path, today=TODAY)
     assert result["documents"] == 8
     assert result["f1"] >= 0.95, result["per_field"]
+
+
+def test_a_scanned_letter_naming_the_patient_mid_sentence_gives_the_name_with_word_boxes():
+    pages = extract_pages((DOCS / "doc-33.png").read_bytes(), filename="doc-33.png")
+    truth = json.loads((DOCS / "doc-33.json").read_text())["fields"]
+    found = extract(pages, document=33, today=TODAY)["patient_name"]
+    assert found.value == truth["patient_name"]
+    assert pages[0].text[found.start:found.end].startswith(truth["patient_name"].split()[1])  # "Rossi, Priya"
+    assert found.boxes and found.confidence < 0.95  # a cue in a sentence counts less than a form line
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Patient: José Núñez\nDOB: 01/02/1960\n", "José Núñez"),
+    ("Patient: Østergaard, Zoë\n", "Zoë Østergaard"),
+    ("Referring for evaluation. Patient: Łukasz Wójcik, DOB 03/14/1952.", "Łukasz Wójcik"),
+    ("Hi, my name is Renée Côté and I need a refill.", "Renée Côté"),
+])
+def test_a_name_with_accented_letters_is_read_whole(text, name):
+    assert extract([Page(1, text, "email")], today=TODAY)["patient_name"].value == name
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "utf-16", "utf-32"])
+def test_a_text_document_in_another_charset_is_read_without_mangling(encoding):
+    text = "Patient: José Núñez\nDOB: 01/02/1960\nReason: “knee” pain — 3 weeks\n"
+    page = extract_pages(text.encode(encoding), "text/plain", "letter.txt")[0]
+    assert page.text == text
+    assert extract([page], today=TODAY)["patient_name"].value == "José Núñez"
+
+
+def test_a_gif_scan_which_uploads_accept_is_read_by_tesseract():
+    import io
+
+    from PIL import Image
+
+    gif = io.BytesIO()
+    Image.open(DOCS / "doc-02.png").convert("L").save(gif, format="GIF")
+    pages = extract_pages(gif.getvalue(), "image/gif", "fax.gif")
+    truth = json.loads((DOCS / "doc-02.json").read_text())["fields"]
+    assert pages[0].method == "ocr"
+    assert extract(pages, today=TODAY)["patient_name"].value == truth["patient_name"]

@@ -199,3 +199,56 @@ def test_a_letter_uploaded_on_the_status_page_is_read_and_fills_the_missing_fiel
     assert case.fields["patient_name"]["value"] == "Noah Cohen"
     assert case.fields["patient_name"]["source"]["document"] == document.pk
     assert "patient_name" not in case.missing_fields and "date_of_birth" not in case.missing_fields
+
+
+def test_an_ambiguous_two_digit_birth_year_stays_on_the_checklist_until_someone_confirms_it(practice):
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             body="Referral. Patient: Ana Silva, DOB 01/02/24, phone (617) 555-0142.",
+                             requester=Party.objects.create(name="Harbor FM", email="office@harbor.example"))
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    dob = case.fields["date_of_birth"]
+    assert dob["value"].endswith("-01-02") and dob["confidence"] < 0.5 and "confirm" in dob["source"]
+    assert "date_of_birth" in case.missing_fields  # shown for confirmation, not passed as certain
+    # The requester's reply with the full year confirms it; nothing else is needed.
+    actions.record_inbound_message(case, actions.Actor.requester(), sender="office@harbor.example",
+                                   subject="Re: Referral", body="Sorry: DOB 01/02/1924.")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    assert case.fields["date_of_birth"]["value"] == "1924-01-02"
+    assert "confirm" not in case.fields["date_of_birth"]["source"]
+    assert "date_of_birth" not in case.missing_fields
+
+
+def test_a_staff_member_confirming_the_birth_date_takes_it_off_the_checklist(practice):
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             body="Please see Patient: Ana Silva, DOB 01/02/24.")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    assert "date_of_birth" in case.missing_fields
+    actions.record_fields(case, actions.Actor.of(practice.coordinator),
+                          {"date_of_birth": {"value": "2024-01-02", "confidence": 1.0, "source": {"kind": "staff"}}})
+    case.refresh_from_db()
+    assert "date_of_birth" not in case.missing_fields
+    enqueue_case(case)  # a later run does not bring the doubt back over the person's answer
+    run_jobs()
+    case.refresh_from_db()
+    assert "date_of_birth" not in case.missing_fields and case.fields["date_of_birth"]["confidence"] == 1.0
+
+
+def test_a_threshold_set_to_zero_still_sends_a_low_confidence_guess_to_a_person(trained, practice):
+    # An admin's 0 (or a typo such as 0.08 for 80 %) must not turn every guess into a routing.
+    for request_type in practice.types.values():
+        request_type.confidence_threshold = 0.0
+        request_type.save()
+    case = _open("I would like to apply for the receptionist job you advertised last week")
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    prediction = Prediction.objects.get(case=case)
+    assert prediction.confidence < 0.5, prediction.confidence
+    assert case.stage == Stage.TRIAGE and case.request_type is None and prediction.routed is False
+    assert prediction.scores["threshold"] == 0.5
