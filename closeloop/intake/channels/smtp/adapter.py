@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,13 +26,12 @@ from django.db import close_old_connections
 
 from closeloop.intake import lookups
 from closeloop.intake.inbound import Inbound
-from closeloop.intake.parse import ID_RE
+from closeloop.intake.parse import message_id_of
 from closeloop.intake.pipeline import process, receive
 from closeloop.intake.reply import without_tag
 
 log = logging.getLogger(__name__)
 CHANNEL = "smtp"
-MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:((?:.*)(?:\r?\n[ \t].*)*)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ class Handler:
                 "mail_from": envelope.mail_from or "", "peer": str(session.peer[0]) if session.peer else ""}
         # Keyed by the bytes (a resend after a timeout repeats them), not the Message-ID alone:
         # a different message reusing one must not be taken for a resend and dropped.
-        inbound = Inbound(channel=CHANNEL, raw=raw, message_id=_message_id(raw), meta=meta)
+        inbound = Inbound(channel=CHANNEL, raw=raw, message_id=message_id_of(raw), meta=meta)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.pool, _in_thread, _receive_and_schedule, inbound, self.pool)
@@ -112,16 +110,6 @@ class Handler:
             log.exception("storing an SMTP message failed; the sender will retry")
             return "451 4.3.0 Temporary failure storing the message; try again later"
         return "250 OK: stored"
-
-
-def _message_id(raw: bytes) -> str:
-    """The Message-ID header's id (a resend after a timeout repeats it), else ""."""
-    header = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    # Only the Message-ID header itself (with folded continuation lines): the first
-    # <...> of the header block is usually the From address, shared by all its mail.
-    found = MESSAGE_ID_RE.search(header)
-    ids = ID_RE.findall(found.group(1).decode("ascii", "replace")) if found else []
-    return ids[0] if ids else ""
 
 
 class Authenticator:
