@@ -17,6 +17,8 @@ Loop per mailbox (`MailboxRunner.run`):
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import logging
 import os
@@ -232,6 +234,15 @@ def retry_skipped(mailbox: Mailbox, now: datetime | None = None) -> int:
     return stored
 
 
+def describe(exc: Exception) -> str:
+    """The error as staff read it: imapclient gives the server's words as a bytes literal."""
+    text = str(exc)
+    if text[:2] in ("b'", 'b"'):
+        with contextlib.suppress(ValueError, SyntaxError):
+            text = ast.literal_eval(text).decode("utf-8", "replace")
+    return f"{type(exc).__name__}: {text}"
+
+
 class MailboxRunner:
     """One mailbox's connection loop, resilient to server restarts."""
 
@@ -248,7 +259,7 @@ class MailboxRunner:
                 log.info("mailbox %s: %s; reconnecting", self.mailbox_id, failed.reason)
             except Exception as exc:  # noqa: BLE001  # any failure: record, back off, reconnect
                 log.warning("mailbox %s: %s; reconnecting in %.0f s", self.mailbox_id, exc, backoff)
-                Mailbox.objects.filter(pk=self.mailbox_id).update(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+                Mailbox.objects.filter(pk=self.mailbox_id).update(last_error=describe(exc)[:2000])
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
             finally:

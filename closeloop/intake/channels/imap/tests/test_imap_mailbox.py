@@ -210,3 +210,33 @@ def test_the_idle_loop_steps_past_a_message_that_breaks_the_connection(dovecot, 
         stop.set()
         runner.join(timeout=10)
     assert quarantine_count() == 1 and Mailbox.objects.get().last_error == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mailbox_that_cannot_log_in_is_shown_to_staff_until_it_works_again(dovecot, practice, monkeypatch):
+    from django.test import Client
+
+    mailbox = _mailbox(dovecot, practice, monkeypatch)
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", "wrong <b>password</b>")
+    _append(dovecot, make_mail(subject="Waiting behind a wrong password"))
+    staff = Client()
+    staff.force_login(practice.coordinator.user)
+    stop = threading.Event()
+    runner = threading.Thread(target=MailboxRunner(mailbox.pk, max_backoff=0.5).run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        _wait(lambda: Mailbox.objects.get().last_error != "")
+        page = staff.get("/q/quarantine/").content.decode()
+        assert "Mailbox referrals is not connecting" in page
+        assert "LoginError: [AUTHENTICATIONFAILED] Authentication failed." in page
+        assert 'data-goto="quarantine">\n      <span>Quarantine</span><span class="count">1</span>' in page
+        health = Client().get("/healthz").json()  # monitoring sees it; the public answer names no mailbox
+        assert health == {"status": "degraded", "failing_mailboxes": 1}
+        monkeypatch.setenv("TEST_IMAP_PASSWORD", PASSWORD)  # the admin fixes the password
+        _wait(lambda: InboundMessage.objects.filter(result="opened").exists())
+        _wait(lambda: Mailbox.objects.get().last_error == "")
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+    assert "not connecting" not in staff.get("/q/quarantine/").content.decode()
+    assert Client().get("/healthz").json() == {"status": "ok"}
