@@ -17,13 +17,14 @@ import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 from django.db import close_old_connections
 
+from closeloop.cases.documents import human_size
 from closeloop.intake import lookups
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.parse import message_id_of
@@ -124,6 +125,22 @@ class Authenticator:
         return AuthResult(success=False, handled=False)
 
 
+class _Server(SMTP):
+    """aiosmtpd's server, with size refusals that state the limit (its own say only "Too much mail data")."""
+
+    async def push(self, status: AnyStr) -> None:
+        # Both of aiosmtpd's 552s (SIZE= declared in MAIL FROM, or counted during DATA) start so.
+        if isinstance(status, str) and status.startswith("552 Error:") and self.data_size_limit:
+            status = (f"552 5.3.4 The message is too big: the limit here is {human_size(self.data_size_limit)} "
+                      "(attachments included); send large files another way or split them")
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+
 def listener(config: ListenerConfig, pool: ThreadPoolExecutor | None = None) -> Controller:
     """A started-ready controller; call `.start()` and `.stop()`."""
     kwargs: dict[str, Any] = {"data_size_limit": config.max_bytes, "decode_data": False}
@@ -135,7 +152,7 @@ def listener(config: ListenerConfig, pool: ThreadPoolExecutor | None = None) -> 
         kwargs.update(authenticator=Authenticator(config.auth_user, config.auth_password), auth_required=True,
                       auth_require_tls=bool(config.tls_cert))
     handler = Handler(pool or ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtp-intake"))
-    return Controller(handler, hostname=config.host, port=config.port, **kwargs)
+    return _Controller(handler, hostname=config.host, port=config.port, **kwargs)
 
 
 def service(stop: threading.Event) -> None:
