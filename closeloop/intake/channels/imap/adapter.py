@@ -89,6 +89,7 @@ def _select(client: IMAPClient, mailbox: Mailbox) -> int:
         if mailbox.uidvalidity is not None:
             log.warning("mailbox %s: UIDVALIDITY changed %s → %s; rescanning by Message-ID",
                         mailbox.name, mailbox.uidvalidity, uidvalidity)
+            skipped.renumbered(mailbox, mailbox.uidvalidity, uidvalidity)
         mailbox.uidvalidity, mailbox.last_uid = uidvalidity, 0
         Mailbox.objects.filter(pk=mailbox.pk).update(uidvalidity=uidvalidity, last_uid=0)
     return uidvalidity

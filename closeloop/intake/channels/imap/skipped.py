@@ -104,3 +104,14 @@ def read_at_last(mailbox: Mailbox, uidvalidity: int, uid: int, taken: InboundMes
     InboundMessage.objects.filter(channel=CHANNEL, external_id=external_id(mailbox, uidvalidity, uid),
                                   status=Status.QUARANTINED).update(
         status=Status.DUPLICATE, result="read_later", case=taken.case_id, error="", processed_at=timezone.now())
+
+
+def renumbered(mailbox: Mailbox, old: int, new: int) -> None:
+    """The server renumbered the folder: the rescan fetches every message anew (and records any
+    that still fail under its new UID), so the old UIDs' entries are closed."""
+    prefix = f"{PREFIX}{CHANNEL}:{mailbox.pk}:{old}:"
+    stale = InboundMessage.objects.filter(channel=CHANNEL, status=Status.QUARANTINED, external_id__startswith=prefix)
+    for row in stale:
+        row.meta = {**row.meta, "closed": f"UIDVALIDITY changed {old} → {new}; the message was fetched again anew"}
+        InboundMessage.objects.filter(pk=row.pk, status=Status.QUARANTINED).update(
+            status=Status.DUPLICATE, result="renumbered", error="", meta=row.meta, processed_at=timezone.now())

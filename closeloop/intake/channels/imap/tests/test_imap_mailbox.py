@@ -240,3 +240,22 @@ def test_a_mailbox_that_cannot_log_in_is_shown_to_staff_until_it_works_again(dov
         runner.join(timeout=10)
     assert "not connecting" not in staff.get("/q/quarantine/").content.decode()
     assert Client().get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_a_renumbered_folder_leaves_no_stale_entry_for_a_skipped_message(dovecot, practice, monkeypatch):
+    mailbox = _mailbox(dovecot, practice, monkeypatch)
+    raw = make_mail(subject="Unreadable, then renumbered")
+    _append(dovecot, raw)
+    _maildir_files(dovecot)[0].chmod(0)
+    assert poll_once(mailbox) == 0 and quarantine_count() == 1
+    client = _client(dovecot)
+    client.delete_folder("Intake")  # recreated with the message readable: the server renumbers everything
+    client.create_folder("Intake")
+    client.append("Intake", raw)
+    client.logout()
+    mailbox.refresh_from_db()
+    assert poll_once(mailbox) == 1
+    assert quarantine_count() == 0  # the rescan fetched it anew; the old UID's entry is closed, not left to rot
+    stale = InboundMessage.objects.get(external_id__startswith="unreadable:")
+    assert (stale.status, stale.result) == ("duplicate", "renumbered") and "UIDVALIDITY" in stale.meta["closed"]
