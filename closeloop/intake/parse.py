@@ -27,6 +27,7 @@ import nh3
 
 AUTO_SUBMITTED_OK = {"", "no"}
 ID_RE = re.compile(r"<[^<>\s]+>")
+MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:((?:.*)(?:\r?\n[ \t].*)*)")
 RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 
 
@@ -274,3 +275,13 @@ def parse(raw: bytes, fmt: str, meta: dict[str, Any]) -> Parsed:
     if fmt == "file":
         return parse_file(raw, str(meta.get("filename") or "document"))
     return parse_mime(raw)
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID header's id, read before parsing (a channel's idempotency hint), else ""."""
+    header = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    # Only the Message-ID header itself (with folded continuation lines): the first
+    # <...> of the header block is usually the From address, shared by all its mail.
+    found = MESSAGE_ID_RE.search(header)
+    ids = ID_RE.findall(found.group(1).decode("ascii", "replace")) if found else []
+    return ids[0] if ids else ""

@@ -8,7 +8,16 @@ from closeloop.intake import quarantine as source
 
 
 def count() -> int:
-    return source.quarantine_count()
+    """Inputs in quarantine plus mailboxes that do not connect: both need a person."""
+    return source.attention_count()
+
+
+def failing_mailbox_count() -> int:
+    return source.failing_mailbox_count()
+
+
+def mailboxes() -> list[dict[str, Any]]:
+    return source.failing_mailboxes()
 
 
 def items(limit: int = 100) -> list[dict[str, Any]]:

@@ -29,9 +29,11 @@ PAGE_SIZE = 50
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 while the database answers; "degraded" when a mailbox does not connect (no names: public)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    failing = quarantine.failing_mailbox_count()
+    return JsonResponse({"status": "degraded", "failing_mailboxes": failing} if failing else {"status": "ok"})
 
 
 @staff_required
@@ -92,7 +94,7 @@ def quarantine_page(request: HttpRequest) -> HttpResponse:
     if not can(request.staff, "work"):  # type: ignore[attr-defined]
         raise PermissionDenied("coordinators and supervisors work the quarantine")
     return render(request, "web/quarantine.html", {
-        **nav(request), "queue": "quarantine", "items": quarantine.items(),
+        **nav(request), "queue": "quarantine", "items": quarantine.items(), "mailboxes": quarantine.mailboxes(),
     })
 
 

@@ -8,20 +8,24 @@ already received are then marked processed on the server without being stored tw
 
 Loop per mailbox (`MailboxRunner.run`):
 1. connect (TLS, STARTTLS or plain), log in, select the folder;
-2. fetch every UID above `last_uid`, receive and process each, flag or move it, advance `last_uid`;
-3. wait: IDLE until the server reports news (at most `poll_seconds`), else sleep `poll_seconds`;
-4. on any connection error, record it on the mailbox, back off (1 s doubling to 30 s), go to 1.
+2. fetch every UID above `last_uid`, receive and process each, flag or move it, advance `last_uid`
+   (a message the server fails to hand over, flag or move is recorded for staff and skipped);
+3. fetch again, on a connection of their own, the skipped messages that are due (`skipped.py`);
+4. wait: IDLE until the server reports news (at most `poll_seconds`), else sleep `poll_seconds`;
+5. on any connection error, record it on the mailbox, back off (1 s doubling to 30 s), go to 1.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import logging
 import os
 import ssl
 import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -29,13 +33,16 @@ from imapclient import IMAPClient
 
 from closeloop.intake.inbound import Inbound
 from closeloop.intake.models import InboundMessage, Mailbox
-from closeloop.intake.parse import ID_RE
+from closeloop.intake.parse import message_id_of
 from closeloop.intake.pipeline import process, receive
+
+from . import skipped
+from .skipped import MessageFailed, refused
 
 log = logging.getLogger(__name__)
 CHANNEL = "imap"
 MAX_WAIT_SECONDS = 30
-FETCH_BATCH = 50
+MAX_SKIPS_PER_POLL = 20
 
 
 class MailboxConfigError(Exception):
@@ -82,47 +89,83 @@ def _select(client: IMAPClient, mailbox: Mailbox) -> int:
         if mailbox.uidvalidity is not None:
             log.warning("mailbox %s: UIDVALIDITY changed %s → %s; rescanning by Message-ID",
                         mailbox.name, mailbox.uidvalidity, uidvalidity)
+            skipped.renumbered(mailbox, mailbox.uidvalidity, uidvalidity)
         mailbox.uidvalidity, mailbox.last_uid = uidvalidity, 0
         Mailbox.objects.filter(pk=mailbox.pk).update(uidvalidity=uidvalidity, last_uid=0)
     return uidvalidity
 
 
 def fetch_new(client: IMAPClient, mailbox: Mailbox) -> int:
-    """Steps 2: receive every message above `last_uid`; returns how many were stored."""
+    """Step 2: receive every message above `last_uid`; returns how many were stored.
+
+    A message the server cannot hand over (or flag, or move) is recorded for staff and
+    skipped: `last_uid` moves past it either way, so one bad message never holds up the rest.
+    """
     uidvalidity = _select(client, mailbox)
     uids = sorted(u for u in client.search(["UID", f"{mailbox.last_uid + 1}:*"]) if u > mailbox.last_uid)
     stored = 0
-    for start in range(0, len(uids), FETCH_BATCH):
-        batch = uids[start:start + FETCH_BATCH]
-        headers = client.fetch(batch, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        for uid in batch:
-            stored += _one(client, mailbox, uidvalidity, uid, headers.get(uid, {}))
+    for uid in uids:
+        try:
+            stored += _step(client, mailbox, uidvalidity, uid)
+        except MessageFailed as failed:  # the connection is gone: count what this look stored
+            failed.stored += stored
+            raise
     Mailbox.objects.filter(pk=mailbox.pk).update(last_checked_at=timezone.now(), last_error="")
     return stored
 
 
-def _one(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, header: dict[bytes, Any]) -> int:
-    raw_header = next((v for k, v in header.items() if k.startswith(b"BODY[HEADER")), b"") or b""
-    ids = ID_RE.findall(raw_header.decode("ascii", "replace"))
-    message_id = ids[0] if ids else ""
-    stored = 0
-    body = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+def _step(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int) -> int:
+    try:
+        stored = _one(client, mailbox, uidvalidity, uid)
+    except MessageFailed as failed:
+        skipped.record(mailbox, uidvalidity, uid, failed.reason)
+        _advance(mailbox, uid)
+        if failed.connection_lost:
+            raise
+        return failed.stored
+    _advance(mailbox, uid)
+    return stored
+
+
+def _advance(mailbox: Mailbox, uid: int) -> None:
+    mailbox.last_uid = uid
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_uid=uid)
+
+
+def _one(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, *, retrying: bool = False) -> int:
+    """Fetch, store and process one message, then flag or move it; 1 if it was stored now."""
+    with refused("could not be fetched"):
+        body = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
     if body is None:  # expunged by someone else meanwhile
+        if retrying:
+            raise MessageFailed("is no longer in the folder (deleted or moved by someone else); nothing of it "
+                                "was stored", connection_lost=False)
         return 0
-    # Known: these very bytes were received before (a rescan after a UIDVALIDITY change). A
-    # Message-ID alone is no proof: a different message reusing one is a new input.
-    known = InboundMessage.objects.filter(sha256=hashlib.sha256(bytes(body)).hexdigest()).exists()
-    if not known:
+    raw = bytes(body)
+    # Known: these very bytes were received before (a rescan after a UIDVALIDITY change, or a
+    # retry after the flag or move failed). A Message-ID alone is no proof: a different
+    # message reusing one is a new input.
+    row = InboundMessage.objects.filter(sha256=hashlib.sha256(raw).hexdigest()).exclude(
+        external_id__startswith=skipped.PREFIX).order_by("id").first()
+    stored = 0
+    if row is None:
         row, created = receive(Inbound(
-            channel=CHANNEL, raw=bytes(body), external_id=f"imap:{mailbox.pk}:{uidvalidity}:{uid}",
-            message_id=message_id, meta={**_route(mailbox), "mailbox": mailbox.pk, "uid": uid},
+            channel=CHANNEL, raw=raw, external_id=f"imap:{mailbox.pk}:{uidvalidity}:{uid}",
+            message_id=message_id_of(raw), meta={**_route(mailbox), "mailbox": mailbox.pk, "uid": uid},
         ))
         if created:
             process(row)
+            row.refresh_from_db(fields=["case"])
             stored = 1
-    _after(client, mailbox, uid)
-    mailbox.last_uid = uid
-    Mailbox.objects.filter(pk=mailbox.pk).update(last_uid=uid)
+    where = f"moved to {mailbox.move_to}" if _moves(mailbox) else "marked as seen"
+    try:
+        with refused(f"was stored but could not be {where}"):
+            _after(client, mailbox, uid)
+    except MessageFailed as failed:
+        failed.stored = stored
+        raise
+    if retrying:
+        skipped.read_at_last(mailbox, uidvalidity, uid, row)
     return stored
 
 
@@ -135,9 +178,13 @@ def _route(mailbox: Mailbox) -> dict[str, str]:
     return route
 
 
+def _moves(mailbox: Mailbox) -> bool:
+    return mailbox.after_processing == Mailbox.AfterProcessing.MOVE and bool(mailbox.move_to)
+
+
 def _after(client: IMAPClient, mailbox: Mailbox, uid: int) -> None:
     """Flag or move the message the way the admin chose; stored mail is safe either way."""
-    if mailbox.after_processing == Mailbox.AfterProcessing.MOVE and mailbox.move_to:
+    if _moves(mailbox):
         if not client.folder_exists(mailbox.move_to):
             client.create_folder(mailbox.move_to)
         if client.has_capability("MOVE"):
@@ -150,12 +197,51 @@ def _after(client: IMAPClient, mailbox: Mailbox, uid: int) -> None:
         client.add_flags([uid], [b"\\Seen"])
 
 
-def poll_once(mailbox: Mailbox) -> int:
+def poll_once(mailbox: Mailbox, now: datetime | None = None) -> int:
+    """One look at the mailbox: new messages, then the skipped ones that are due again."""
+    stored = 0
+    for _attempt in range(MAX_SKIPS_PER_POLL):
+        client = connect(mailbox)
+        try:
+            stored += fetch_new(client, mailbox)
+            break
+        except MessageFailed as failed:  # that message took the connection down; it is recorded: go on
+            stored += failed.stored
+        finally:
+            _close(client)
+    return stored + retry_skipped(mailbox, now)
+
+
+def retry_skipped(mailbox: Mailbox, now: datetime | None = None) -> int:
+    """Fetch again the skipped messages whose next try is due, on a connection of their own
+    (a message that breaks the connection must not break the mailbox's); returns how many were stored."""
+    due, before = skipped.due(mailbox, now or timezone.now()), mailbox.uidvalidity
+    if not due:
+        return 0
+    stored = 0
     client = connect(mailbox)
     try:
-        return fetch_new(client, mailbox)
+        uidvalidity = _select(client, mailbox)
+        for uid in due if uidvalidity == before else []:  # renumbered: the rescan fetches everything anew
+            try:
+                stored += _one(client, mailbox, uidvalidity, uid, retrying=True)
+            except MessageFailed as failed:
+                skipped.record(mailbox, uidvalidity, uid, failed.reason)
+                stored += failed.stored
+                if failed.connection_lost:
+                    break
     finally:
         _close(client)
+    return stored
+
+
+def describe(exc: Exception) -> str:
+    """The error as staff read it: imapclient gives the server's words as a bytes literal."""
+    text = str(exc)
+    if text[:2] in ("b'", 'b"'):
+        with contextlib.suppress(ValueError, SyntaxError):
+            text = ast.literal_eval(text).decode("utf-8", "replace")
+    return f"{type(exc).__name__}: {text}"
 
 
 class MailboxRunner:
@@ -170,9 +256,11 @@ class MailboxRunner:
             try:
                 self._session(stop)
                 backoff = 1.0
+            except MessageFailed as failed:  # one message took the connection down; it is recorded
+                log.info("mailbox %s: %s; reconnecting", self.mailbox_id, failed.reason)
             except Exception as exc:  # noqa: BLE001  # any failure: record, back off, reconnect
                 log.warning("mailbox %s: %s; reconnecting in %.0f s", self.mailbox_id, exc, backoff)
-                Mailbox.objects.filter(pk=self.mailbox_id).update(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+                Mailbox.objects.filter(pk=self.mailbox_id).update(last_error=describe(exc)[:2000])
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
             finally:
@@ -189,6 +277,7 @@ class MailboxRunner:
             wait = min(mailbox.poll_seconds or MAX_WAIT_SECONDS, MAX_WAIT_SECONDS)
             while not stop.is_set():
                 fetch_new(client, mailbox)
+                retry_skipped(mailbox)
                 close_old_connections()
                 if idle:
                     client.idle()

@@ -13,27 +13,26 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 from django.db import close_old_connections
 
+from closeloop.cases.documents import human_size
 from closeloop.intake import lookups
 from closeloop.intake.inbound import Inbound
-from closeloop.intake.parse import ID_RE
+from closeloop.intake.parse import message_id_of
 from closeloop.intake.pipeline import process, receive
 from closeloop.intake.reply import without_tag
 
 log = logging.getLogger(__name__)
 CHANNEL = "smtp"
-MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:((?:.*)(?:\r?\n[ \t].*)*)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ class Handler:
                 "mail_from": envelope.mail_from or "", "peer": str(session.peer[0]) if session.peer else ""}
         # Keyed by the bytes (a resend after a timeout repeats them), not the Message-ID alone:
         # a different message reusing one must not be taken for a resend and dropped.
-        inbound = Inbound(channel=CHANNEL, raw=raw, message_id=_message_id(raw), meta=meta)
+        inbound = Inbound(channel=CHANNEL, raw=raw, message_id=message_id_of(raw), meta=meta)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.pool, _in_thread, _receive_and_schedule, inbound, self.pool)
@@ -112,16 +111,6 @@ class Handler:
             log.exception("storing an SMTP message failed; the sender will retry")
             return "451 4.3.0 Temporary failure storing the message; try again later"
         return "250 OK: stored"
-
-
-def _message_id(raw: bytes) -> str:
-    """The Message-ID header's id (a resend after a timeout repeats it), else ""."""
-    header = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    # Only the Message-ID header itself (with folded continuation lines): the first
-    # <...> of the header block is usually the From address, shared by all its mail.
-    found = MESSAGE_ID_RE.search(header)
-    ids = ID_RE.findall(found.group(1).decode("ascii", "replace")) if found else []
-    return ids[0] if ids else ""
 
 
 class Authenticator:
@@ -136,6 +125,22 @@ class Authenticator:
         return AuthResult(success=False, handled=False)
 
 
+class _Server(SMTP):
+    """aiosmtpd's server, with size refusals that state the limit (its own say only "Too much mail data")."""
+
+    async def push(self, status: AnyStr) -> None:
+        # Both of aiosmtpd's 552s (SIZE= declared in MAIL FROM, or counted during DATA) start so.
+        if isinstance(status, str) and status.startswith("552 Error:") and self.data_size_limit:
+            status = (f"552 5.3.4 The message is too big: the limit here is {human_size(self.data_size_limit)} "
+                      "(attachments included); send large files another way or split them")
+        await super().push(status)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+
 def listener(config: ListenerConfig, pool: ThreadPoolExecutor | None = None) -> Controller:
     """A started-ready controller; call `.start()` and `.stop()`."""
     kwargs: dict[str, Any] = {"data_size_limit": config.max_bytes, "decode_data": False}
@@ -147,7 +152,7 @@ def listener(config: ListenerConfig, pool: ThreadPoolExecutor | None = None) -> 
         kwargs.update(authenticator=Authenticator(config.auth_user, config.auth_password), auth_required=True,
                       auth_require_tls=bool(config.tls_cert))
     handler = Handler(pool or ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtp-intake"))
-    return Controller(handler, hostname=config.host, port=config.port, **kwargs)
+    return _Controller(handler, hostname=config.host, port=config.port, **kwargs)
 
 
 def service(stop: threading.Event) -> None:

@@ -46,6 +46,18 @@ def test_it_refuses_messages_over_the_size_limit_before_storing_them(smtp_intake
         with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
             client.sendmail("maria@example.com", ["referrals@intake.local"], big)
     assert refused.value.smtp_code == 552
+    assert b"the limit here is 195.3 KB" in refused.value.smtp_error  # the sender's bounce says how big may be
+    assert not InboundMessage.objects.exists()
+
+
+def test_a_sender_that_does_not_declare_the_size_hears_the_limit_after_the_data(smtp_intake):
+    big = make_mail(attachments=[("scan.pdf", "application/pdf", b"%PDF-1.4\n" + b"0" * 300_000)])
+    with smtplib.SMTP(smtp_intake.host, smtp_intake.port) as client:
+        client.ehlo()
+        client.mail("maria@example.com")  # no SIZE=: the listener finds out while reading
+        client.rcpt("referrals@intake.local")
+        code, reply = client.data(big.replace(b"\n", b"\r\n"))  # smtplib leaves bytes' line ends alone
+    assert (code, b"the limit here is 195.3 KB" in reply) == (552, True), reply
     assert not InboundMessage.objects.exists()
 
 
