@@ -31,11 +31,11 @@ def _metric(name: str, help_text: str, samples: Iterable[str]) -> list[str]:
     return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
 
 
-def _intake_counts() -> tuple[int, int]:
-    """(queue depth, quarantine size) of intake."""
-    from closeloop.intake.quarantine import quarantine_count, queue_depth
+def _intake_counts() -> tuple[int, int, int]:
+    """(queue depth, quarantine size, failing mailboxes) of intake."""
+    from closeloop.intake.quarantine import failing_mailbox_count, quarantine_count, queue_depth
 
-    return queue_depth(), quarantine_count()
+    return queue_depth(), quarantine_count(), failing_mailbox_count()
 
 
 def exposition(now: datetime) -> str:
@@ -48,7 +48,7 @@ def exposition(now: datetime) -> str:
     by_team = open_cases.values("team__slug").annotate(n=Count("id")).values_list("team__slug", "n")
     outbox = OutboxMessage.objects.filter(status__in=["pending", "sending"]).aggregate(
         n=Count("id"), oldest=Min("due_at", filter=Q(due_at__lte=now)))
-    queue, quarantine = _intake_counts()
+    queue, quarantine, failing = _intake_counts()
     out = [
         *_metric("closeloop_backlog_cases", "Open cases.", [_line("closeloop_backlog_cases", totals["backlog"])]),
         *_metric("closeloop_team_backlog_cases", "Open cases per team.",
@@ -68,6 +68,8 @@ def exposition(now: datetime) -> str:
                  [_line("closeloop_intake_queue_depth", queue)]),
         *_metric("closeloop_quarantine_size", "Inbound items in quarantine.",
                  [_line("closeloop_quarantine_size", quarantine)]),
+        *_metric("closeloop_mailboxes_failing", "Active IMAP mailboxes whose last connection failed.",
+                 [_line("closeloop_mailboxes_failing", failing)]),
         *_metric("closeloop_cases", "Cases by stage.",
                  [_line("closeloop_cases", by_stage.get(str(s), 0), {"stage": str(s)}) for s in Stage]),
     ]

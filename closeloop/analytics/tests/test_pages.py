@@ -74,9 +74,19 @@ def test_metrics_speak_prometheus_text_to_localhost(history):
     assert "closeloop_backlog_cases 1\n" in body
     assert "closeloop_followups_due 1\n" in body
     assert 'closeloop_cases{stage="closed"} 3\n' in body
-    assert "closeloop_quarantine_size 0\n" in body
+    assert "closeloop_quarantine_size 0\n" in body and "closeloop_mailboxes_failing 0\n" in body
     lag = float(next(line for line in body.splitlines() if line.startswith("closeloop_worker_lag_seconds")).split()[1])
     assert lag == (at(72) - history.d.next_due_at).total_seconds()
+
+
+def test_metrics_count_a_mailbox_that_cannot_connect(history):
+    from closeloop.intake.models import Mailbox
+
+    Mailbox.objects.create(name="Referrals", host="mail.example", username="referrals",
+                           last_error="LoginError: [AUTHENTICATIONFAILED] Authentication failed.")
+    Mailbox.objects.create(name="Old", host="mail.example", username="old", is_active=False, last_error="down")
+    body = Client(REMOTE_ADDR="127.0.0.1").get("/analytics/metrics").content.decode()
+    assert "closeloop_mailboxes_failing 1\n" in body
 
 
 def test_metrics_refuse_strangers_and_want_the_token_when_one_is_set(history, settings):
