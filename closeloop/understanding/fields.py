@@ -258,6 +258,8 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
         if name == "date_of_birth":
             notes, factor = _year_notes(page.text[start:end], value, today)
             conf *= factor
+        if page.note:
+            notes = {**notes, "read": page.note}  # e.g. rendered below 300 dpi
         found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end),
                             notes)
 

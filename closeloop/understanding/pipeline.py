@@ -129,13 +129,15 @@ def document_pages(document: Document) -> list[Page]:
     """Per-page text of a document, extracted once and stored."""
     stored = list(PageText.objects.filter(document=document))
     if stored:
-        return [Page(p.number, p.text, p.method, [Word(*w) for w in p.words]) for p in stored]
+        return [Page(p.number, p.text, p.method, [Word(*w) for w in p.words], p.width, p.height, p.note)
+                for p in stored]
     with document.file.open("rb") as fh:
         data = fh.read()
     pages = extract_pages(data, document.content_type, document.filename)
     with transaction.atomic():
         PageText.objects.bulk_create([PageText(document=document, number=p.number, text=p.text, method=p.method,
-                                               words=[w.as_list() for w in p.words]) for p in pages])
+                                               words=[w.as_list() for w in p.words], width=p.width,
+                                               height=p.height, note=p.note[:300]) for p in pages])
         Document.objects.filter(pk=document.pk).update(text="\n\f\n".join(p.text for p in pages)[:1_000_000],
                                                        page_count=len(pages))
     return pages
