@@ -13,6 +13,7 @@ import io
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,16 +156,30 @@ def _ocr_pdf_page(page: Any, number: int) -> Page:
 def _image_pages(data: bytes) -> list[Page]:
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
-    try:
-        image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ExtractionError(f"not a readable image: {exc}") from None
+    with warnings.catch_warnings():
+        # Pillow only warns between its limit and twice it; such an image is refused all the same.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ExtractionError(_too_large("it")) from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ExtractionError(f"not a readable image: {exc}") from None
     pages = []
     for index, frame in enumerate(ImageSequence.Iterator(image)):
         if index >= MAX_PAGES:
             break
+        if frame.width * frame.height > (Image.MAX_IMAGE_PIXELS or 0) > 0:  # Pillow checks the first frame only
+            raise ExtractionError(_too_large(f"page {index + 1}"))
         pages.append(ocr_image(frame.convert("L"), index + 1))
     return pages
+
+
+def _too_large(what: str) -> str:
+    from PIL import Image
+
+    return (f"the image is too large to read safely: {what} would decode to more than "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or a scan at an absurd resolution)")
 
 
 def ocr_image(image: Any, number: int = 1) -> Page:

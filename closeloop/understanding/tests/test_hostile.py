@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import pypdfium2 as pdfium
 import pytest
@@ -69,3 +71,44 @@ def test_a_scan_on_a_huge_page_is_read_at_a_lower_dpi_and_its_fields_say_how(pra
     name = case.fields["patient_name"]
     assert name["value"] == "Maria Gonzalez" and "dpi" in name["source"]["read"]
     assert not case.documents.get().understandingjob_set.exclude(state=JobState.DONE).exists()
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A real 1-bit PNG of this size, all white: a few hundred KB that decode to width × height pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("side", [15_000, 10_000])  # Pillow's error (225 M pixels), its warning (100 M)
+def test_a_decompression_bomb_fails_at_once_with_a_reason_staff_see_and_the_file_is_kept(practice, side):
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             body="Referral. Patient: Maria Gonzalez, DOB 03/14/1961.")
+    bomb = _png_bomb(side, side)
+    doc = store_document(bomb, "scan.png", "image/png", source="upload", case=case)
+    job = enqueue_document(doc)
+    enqueue_case(case)
+    assert run_jobs() == 2
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.attempts == 1  # at once, no retries
+    assert "too large" in job.error and "ExtractionError" in job.error
+    event = case.events.get(kind="document_unreadable")
+    assert event.data["document"] == doc.pk and "too large" in event.data["reason"]
+    assert "scan.png" in event.data["reason"]
+    case.refresh_from_db()
+    assert case.fields["patient_name"]["value"] == "Maria Gonzalez"  # the rest of the case was still read
+    with doc.file.open("rb") as handle:
+        assert handle.read() == bomb  # the raw document is kept
+    # Staff see the reason on the case page's timeline.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(practice.coordinator.user)
+    page = client.get(f"/c/{case.pk}/").content.decode()
+    assert "Document unreadable" in page and "too large" in page
