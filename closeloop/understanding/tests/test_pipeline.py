@@ -252,3 +252,28 @@ def test_a_threshold_set_to_zero_still_sends_a_low_confidence_guess_to_a_person(
     assert prediction.confidence < 0.5, prediction.confidence
     assert case.stage == Stage.TRIAGE and case.request_type is None and prediction.routed is False
     assert prediction.scores["threshold"] == 0.5
+
+
+def test_the_case_page_offers_a_doubtful_birth_date_for_confirmation_in_one_click(practice):
+    from django.test import Client
+
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             body="Please see Patient: Ana Silva, DOB 01/02/24.", owner=practice.coordinator)
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    reading = case.fields["date_of_birth"]
+    client = Client()
+    client.force_login(practice.coordinator.user)
+    page = client.get(f"/c/{case.pk}/").content.decode()
+    checklist = page[page.index('class="checklist"'):]
+    checklist = checklist[:checklist.index("</ul>")]
+    assert f'id="fill-date_of_birth" name="field-value" value="{reading["value"]}"' in checklist
+    assert "it may be 1924" in checklist  # the reason to look twice, beside the input
+    response = client.post(f"/c/{case.pk}/do/field/", {"field-version": case.version, "field-name": "date_of_birth",
+                                                       "field-value": reading["value"]})
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert "date_of_birth" not in case.missing_fields
+    assert case.fields["date_of_birth"]["value"] == reading["value"] == "2024-01-02"
+    assert case.fields["date_of_birth"]["source"]["kind"] == "staff"
