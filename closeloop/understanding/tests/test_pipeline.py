@@ -277,3 +277,34 @@ def test_the_case_page_offers_a_doubtful_birth_date_for_confirmation_in_one_clic
     assert "date_of_birth" not in case.missing_fields
     assert case.fields["date_of_birth"]["value"] == reading["value"] == "2024-01-02"
     assert case.fields["date_of_birth"]["source"]["kind"] == "staff"
+
+
+def _type_form(request_type, threshold):
+    import json
+
+    return {"name": request_type.name, "slug": request_type.slug, "description": request_type.description,
+            "is_active": "on", "routing_team": request_type.routing_team_id or "",
+            "default_priority": request_type.default_priority,
+            "required_fields": json.dumps(request_type.required_fields), "confidence_threshold": threshold,
+            "first_response_hours": request_type.first_response_hours,
+            "resolution_hours": request_type.resolution_hours,
+            "followup_cadence_days": json.dumps(request_type.followup_cadence_days),
+            "auto_send": json.dumps(request_type.auto_send), "templates": json.dumps(request_type.templates),
+            "policy": json.dumps(request_type.policy)}
+
+
+@pytest.mark.parametrize("typed, message", [("8", "less than or equal to 1"), ("-1", "greater than or equal to 0")])
+def test_the_admin_refuses_a_confidence_threshold_outside_0_to_1(practice, typed, message):
+    from django.test import Client
+
+    referral = practice.types["referral"]
+    client = Client()
+    client.force_login(practice.admin.user)
+    url = f"/admin/cases/requesttype/{referral.pk}/change/"
+    response = client.post(url, _type_form(referral, typed))
+    assert response.status_code == 200 and message in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.confidence_threshold == 0.8
+    assert client.post(url, _type_form(referral, "0.9")).status_code == 302
+    referral.refresh_from_db()
+    assert referral.confidence_threshold == 0.9
