@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,17 @@ def test_fields_from_a_scanned_document_are_recorded_with_provenance(practice):
     name = case.fields["patient_name"]
     assert name["source"]["document"] == doc.pk and name["source"]["boxes"]
     assert "patient_name" not in case.missing_fields and "date_of_birth" not in case.missing_fields
+    # The case page highlights the name where it is on the scan (not clamped to the page's corner).
+    from django.test import Client
+
+    client = Client()
+    client.force_login(practice.supervisor.user)
+    page = client.get(f"/c/{case.pk}/").content.decode()
+    box = re.search(r'data-box="patient_name" style="left:([\d.]+)%;top:([\d.]+)%;width:([\d.]+)%;height:([\d.]+)%',
+                    page)
+    assert box is not None
+    left, top, width, height = (float(v) for v in box.groups())
+    assert left < 90 and top < 90 and 0 < width < 60 and 0 < height < 10
 
 
 def test_an_unreadable_document_fails_its_job_with_the_error_and_keeps_the_case(practice):
