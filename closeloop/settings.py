@@ -257,6 +257,9 @@ CLOSELOOP_LLM_TIMEOUT = envint("CLOSELOOP_LLM_TIMEOUT", 60)
 CLOSELOOP_EMBEDDING_FAST = envbool("CLOSELOOP_EMBEDDING_FAST", True)
 # Threads for embedding while training (0: every core).
 CLOSELOOP_TRAIN_THREADS = envint("CLOSELOOP_TRAIN_THREADS", 0)
+# Most pixels a PDF page is rendered to for OCR (a page larger than a US legal page at 300 dpi is
+# rendered at a lower dpi), so a hostile media box cannot exhaust the worker's memory.
+CLOSELOOP_OCR_MAX_PIXELS = max(1_000_000, envint("CLOSELOOP_OCR_MAX_PIXELS", 2550 * 4200))
 
 # ---- web
 # Seconds between htmx polls of the queues and the case page (live updates of others' changes).

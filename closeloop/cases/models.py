@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.dispatch import Signal
@@ -125,7 +126,10 @@ class RequestType(models.Model):
         default=list, blank=True, help_text="Message purposes that may be sent without approval."
     )
     templates = models.JSONField(default=dict, blank=True, help_text="purpose → {subject, body}.")
-    confidence_threshold = models.FloatField(default=0.8)
+    confidence_threshold = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="From 0 to 1 (0.8 is 80 %): a prediction at least this sure routes the case; "
+                  "below it, or below 0.5 whatever this says, a person decides.")
     policy = models.JSONField(default=dict, blank=True, help_text="Further policy knobs, documented per key.")
     is_active = models.BooleanField(default=True)
 

@@ -92,7 +92,7 @@ class Found:
     start: int
     end: int
     document: int | None = None
-    boxes: list[list[int]] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
     # How the value was read ({"note": …}), or why a person should confirm it ({"confirm": …}).
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -236,8 +236,13 @@ def _validator(name: str, today: date) -> Callable[[str], Any]:
     }.get(name, _text)
 
 
-def _boxes(words: list[Word], start: int, end: int) -> list[list[int]]:
-    return [[w.left, w.top, w.width, w.height] for w in words if start <= w.start < end]
+def _boxes(page: Page, start: int, end: int) -> list[list[float]]:
+    """The value's words as [x0, y0, x1, y1] fractions of the page (docs/decisions.md), which the
+    case page draws at any zoom; none when the page's pixel size is unknown (text read before it was kept)."""
+    if not page.width or not page.height:
+        return []
+    return [[round(w.left / page.width, 4), round(w.top / page.height, 4), round((w.left + w.width) / page.width, 4),
+             round((w.top + w.height) / page.height, 4)] for w in page.words if start <= w.start < end]
 
 
 def _ocr_conf(words: list[Word], start: int, end: int) -> float:
@@ -258,7 +263,9 @@ def extract_page(page: Page, *, document: int | None = None, today: date | None 
         if name == "date_of_birth":
             notes, factor = _year_notes(page.text[start:end], value, today)
             conf *= factor
-        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page.words, start, end),
+        if page.note:
+            notes = {**notes, "read": page.note}  # e.g. rendered below 300 dpi
+        found[name] = Found(name, value, conf, page.number, start, end, document, _boxes(page, start, end),
                             notes)
 
     for m in LABEL_RE.finditer(page.text):

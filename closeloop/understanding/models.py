@@ -123,6 +123,9 @@ class PageText(models.Model):
     text = models.TextField(blank=True)
     method = models.CharField(max_length=10, help_text="text (PDF text layer), ocr, or email")
     words = models.JSONField(default=list, blank=True, help_text="[[text, left, top, width, height, conf, start]]")
+    width = models.PositiveIntegerField(default=0, help_text="Pixels of the image OCR read (0: a text layer).")
+    height = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True, help_text="How the page was read, when not as usual.")
 
     class Meta:
         ordering = ["document", "number"]

@@ -129,16 +129,32 @@ def document_pages(document: Document) -> list[Page]:
     """Per-page text of a document, extracted once and stored."""
     stored = list(PageText.objects.filter(document=document))
     if stored:
-        return [Page(p.number, p.text, p.method, [Word(*w) for w in p.words]) for p in stored]
+        return [Page(p.number, p.text, p.method, [Word(*w) for w in p.words], p.width, p.height, p.note)
+                for p in stored]
     with document.file.open("rb") as fh:
         data = fh.read()
-    pages = extract_pages(data, document.content_type, document.filename)
+    try:
+        pages = extract_pages(data, document.content_type, document.filename)
+    except ExtractionError as exc:
+        _tell_staff_unreadable(document, exc)
+        raise
     with transaction.atomic():
         PageText.objects.bulk_create([PageText(document=document, number=p.number, text=p.text, method=p.method,
-                                               words=[w.as_list() for w in p.words]) for p in pages])
+                                               words=[w.as_list() for w in p.words], width=p.width,
+                                               height=p.height, note=p.note[:300]) for p in pages])
         Document.objects.filter(pk=document.pk).update(text="\n\f\n".join(p.text for p in pages)[:1_000_000],
                                                        page_count=len(pages))
     return pages
+
+
+def _tell_staff_unreadable(document: Document, exc: ExtractionError) -> None:
+    """Once per document, the case's timeline says which document could not be read and why
+    (the file itself stays on the case; the job's error says the same to an admin)."""
+    case = Case.objects.filter(pk=document.case_id).first() if document.case_id else None
+    if case is None or case.events.filter(kind="document_unreadable", data__document=document.pk).exists():
+        return
+    actions.record_event(case, actions.Actor.system("understanding"), "document_unreadable",
+                         {"document": document.pk, "reason": f"{document.filename} could not be read: {exc}"})
 
 
 # ---------------------------------------------------------------- the step

@@ -1,14 +1,19 @@
 """Text from every input: PDF text layers, scans through Tesseract (with word boxes), images, email.
 
 Per-page output. A PDF page whose text layer is empty (a scan or a fax) is rendered at
-300 dpi and OCR'd. Multi-page TIFF faxes give one page per frame.
+300 dpi and OCR'd; a page too large for that (a hostile media box) is rendered at the dpi
+that keeps it under CLOSELOOP_OCR_MAX_PIXELS, and says so in its `note`. Multi-page TIFF
+faxes give one page per frame.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import logging
+import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +23,9 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 OCR_DPI = 300
 MIN_TEXT_LAYER_CHARS = 20
 MAX_PAGES = 200
+# A US legal page (8.5 × 14 in) at 300 dpi is 2550 × 4200 pixels; a page may not render larger.
+DEFAULT_MAX_PIXELS = 2550 * 4200
+log = logging.getLogger("closeloop.understanding")
 
 
 class ExtractionError(ValueError):
@@ -44,6 +52,9 @@ class Page:
     text: str
     method: str
     words: list[Word] = field(default_factory=list)
+    width: int = 0  # pixels of the image OCR read (0: not an image)
+    height: int = 0
+    note: str = ""  # how the page was read, when not as usual (a page rendered below 300 dpi)
 
 
 def kind_of(data: bytes, content_type: str = "", filename: str = "") -> str:
@@ -98,26 +109,77 @@ def _pdf_pages(data: bytes) -> list[Page]:
             if len(text.strip()) >= MIN_TEXT_LAYER_CHARS:
                 pages.append(Page(index + 1, text, "text"))
             else:
-                image = page.render(scale=OCR_DPI / 72).to_pil()
-                pages.append(ocr_image(image, index + 1))
+                pages.append(_ocr_pdf_page(page, index + 1))
     finally:
         pdf.close()
     return pages
 
 
+def max_pixels() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "CLOSELOOP_OCR_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+def render_scale(width_pt: float, height_pt: float, budget: int) -> float:
+    """Points to pixels: 300 dpi, or less so that the rendered page stays within `budget` pixels."""
+    scale = OCR_DPI / 72
+    width_pt, height_pt = max(width_pt, 1.0), max(height_pt, 1.0)
+    if math.ceil(width_pt * scale) * math.ceil(height_pt * scale) <= budget:
+        return scale
+    scale = math.sqrt(budget / (width_pt * height_pt))
+    while math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > budget:
+        scale *= 0.995  # ceil() of each side may add a pixel row or column
+    return scale
+
+
+def _ocr_pdf_page(page: Any, number: int) -> Page:
+    width_pt, height_pt = page.get_size()
+    budget = max_pixels()
+    scale = render_scale(width_pt, height_pt, budget)
+    note = ""
+    if scale < OCR_DPI / 72:
+        note = (f"rendered at {scale * 72:.0f} dpi, not {OCR_DPI}: the page ({width_pt / 72:.0f} × "
+                f"{height_pt / 72:.0f} in) would pass the {budget:,} pixel limit")
+        log.warning("page %s %s", number, note)
+    import pypdfium2 as pdfium
+
+    try:
+        image = page.render(scale=scale).to_pil()
+    except pdfium.PdfiumError as exc:  # no bitmap could be made: unreadable, not worth retrying
+        raise ExtractionError(f"page {number} could not be rendered: {exc}") from None
+    result = ocr_image(image, number)
+    result.note = note
+    return result
+
+
 def _image_pages(data: bytes) -> list[Page]:
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
-    try:
-        image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ExtractionError(f"not a readable image: {exc}") from None
+    with warnings.catch_warnings():
+        # Pillow only warns between its limit and twice it; such an image is refused all the same.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ExtractionError(_too_large("it")) from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ExtractionError(f"not a readable image: {exc}") from None
     pages = []
     for index, frame in enumerate(ImageSequence.Iterator(image)):
         if index >= MAX_PAGES:
             break
+        if frame.width * frame.height > (Image.MAX_IMAGE_PIXELS or 0) > 0:  # Pillow checks the first frame only
+            raise ExtractionError(_too_large(f"page {index + 1}"))
         pages.append(ocr_image(frame.convert("L"), index + 1))
     return pages
+
+
+def _too_large(what: str) -> str:
+    from PIL import Image
+
+    return (f"the image is too large to read safely: {what} would decode to more than "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or a scan at an absurd resolution)")
 
 
 def ocr_image(image: Any, number: int = 1) -> Page:
@@ -143,4 +205,4 @@ def ocr_image(image: Any, number: int = 1) -> Page:
                           float(data["conf"][i]), offset))
         parts.append(token)
         offset += len(token)
-    return Page(number, "".join(parts), "ocr", words)
+    return Page(number, "".join(parts), "ocr", words, width=image.width, height=image.height)

@@ -221,15 +221,28 @@ def _drafts(case: Case, staff: Staff, approve: f.VersionedForm | None = None) ->
     return rows
 
 
-def _checklist(case: Case, field: f.VersionedForm | None = None) -> list[tuple[str, str, str]]:
-    """(name, label, value typed) per missing item; a value just submitted is kept, even when someone
-    else filled that item first (it shows again so the person can compare and resubmit)."""
+def _checklist(case: Case, field: f.VersionedForm | None = None) -> list[tuple[str, str, str, str]]:
+    """(name, label, value, note) per missing item; a value just submitted is kept, even when someone
+    else filled that item first (it shows again so the person can compare and resubmit). A value
+    read but awaiting confirmation (its source says `confirm`) is offered with that note."""
     typed = field.data if field is not None else {}
     name, value = str(typed.get("field-name", "")), str(typed.get("field-value", ""))
-    rows = [(n, f.staff_label(n), value if n == name else "") for n in case.missing_fields]
+    rows = [(n, f.staff_label(n), value, "") if n == name else (n, f.staff_label(n), *_to_confirm(case, n))
+            for n in case.missing_fields]
     if value and name and name not in case.missing_fields and SLUG.fullmatch(name):
-        rows.append((name, f.staff_label(name), value))
+        rows.append((name, f.staff_label(name), value, ""))
     return rows
+
+
+def _to_confirm(case: Case, name: str) -> tuple[str, str]:
+    """The reading of a field that awaits a person's confirmation, and why; else nothing."""
+    entry = case.fields.get(name)
+    if not isinstance(entry, dict) or entry.get("value") in (None, ""):
+        return "", ""
+    source = entry.get("source")
+    if not isinstance(source, dict) or not source.get("confirm"):
+        return "", ""
+    return str(entry["value"]), str(source["confirm"])
 
 
 def _purpose(form: f.VersionedForm) -> str:

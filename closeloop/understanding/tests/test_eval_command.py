@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import date
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+
+from closeloop.understanding.fieldeval import evaluate_documents
 
 ROWS = [("refill my meloxicam", "rx"), ("need tramadol refill", "rx"), ("renew naproxen script", "rx"),
         ("pharmacy refill request", "rx"), ("bill is wrong", "money"), ("charged twice copay", "money"),
@@ -83,3 +88,43 @@ def test_eval_explains_a_file_it_cannot_use_instead_of_crashing(tmp_path, name, 
     good.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in ROWS))
     with pytest.raises(CommandError, match=message):
         call_command("eval", train=path, test=good if name == "one.csv" else path, no_embeddings=True)
+
+
+DOCS = Path(__file__).resolve().parents[3] / "data" / "dev" / "documents"
+
+
+def _annotated(tmp_path, *names):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in names:
+        for path in DOCS.glob(f"{name}.*"):
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_eval_documents_prints_field_precision_recall_and_f1_from_the_command_line(tmp_path):
+    folder = _annotated(tmp_path, "doc-04", "doc-08", "doc-34")
+    out = StringIO()
+    call_command("eval", documents=folder, today="2025-06-01", json=True, stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["documents"] == 3 and result["pages"] == 3
+    assert result == evaluate_documents(folder, today=date(2025, 6, 1))
+    assert 0.9 <= result["f1"] <= 1.0
+    table = StringIO()
+    call_command("eval", documents=folder, today="2025-06-01", stdout=table)
+    text = table.getvalue()
+    assert "precision" in text and "recall" in text and f"{result['f1']:.4f}" in text
+    assert "date_of_birth" in text  # per field
+
+
+def test_eval_documents_explains_a_folder_it_cannot_use(tmp_path):
+    with pytest.raises(CommandError, match="no annotated documents"):
+        call_command("eval", documents=tmp_path)
+    (tmp_path / "doc-99.json").write_text(json.dumps({"fields": {"patient_name": "Ana Silva"}}))
+    with pytest.raises(CommandError, match="doc-99.json has no document beside it"):
+        call_command("eval", documents=tmp_path)
+    (tmp_path / "doc-99.json").write_text("not json")
+    with pytest.raises(CommandError, match="doc-99.json"):
+        call_command("eval", documents=tmp_path)
+    with pytest.raises(CommandError, match="--train and --test"):
+        call_command("eval")

@@ -144,7 +144,7 @@ def test_it_reads_a_scanned_fax_with_tesseract_and_keeps_word_boxes():
     found = extract(pages, today=TODAY)
     assert found["date_of_birth"].value == truth["date_of_birth"]
     assert found["date_of_birth"].page == 2
-    assert found["date_of_birth"].boxes and all(w > 0 and h > 0 for _, _, w, h in found["date_of_birth"].boxes)
+    assert found["date_of_birth"].boxes and all(x1 > x0 and y1 > y0 for x0, y0, x1, y1 in found["date_of_birth"].boxes)
 
 
 def test_it_reads_a_pdf_text_layer_without_ocr():
@@ -202,3 +202,13 @@ def test_a_gif_scan_which_uploads_accept_is_read_by_tesseract():
     truth = json.loads((DOCS / "doc-02.json").read_text())["fields"]
     assert pages[0].method == "ocr"
     assert extract(pages, today=TODAY)["patient_name"].value == truth["patient_name"]
+
+
+def test_word_boxes_are_fractions_of_the_page_as_the_case_page_draws_them():
+    # docs/decisions.md "Field provenance as page fractions": [[x0, y0, x1, y1]] within the page.
+    pages = extract_pages((DOCS / "doc-02.png").read_bytes(), filename="doc-02.png")
+    dob = extract(pages, today=TODAY)["date_of_birth"]
+    assert dob.boxes
+    for x0, y0, x1, y1 in dob.boxes:
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+        assert x1 - x0 < 0.5 and y1 - y0 < 0.1  # one word on the page, not the page

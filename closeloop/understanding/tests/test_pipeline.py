@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,17 @@ def test_fields_from_a_scanned_document_are_recorded_with_provenance(practice):
     name = case.fields["patient_name"]
     assert name["source"]["document"] == doc.pk and name["source"]["boxes"]
     assert "patient_name" not in case.missing_fields and "date_of_birth" not in case.missing_fields
+    # The case page highlights the name where it is on the scan (not clamped to the page's corner).
+    from django.test import Client
+
+    client = Client()
+    client.force_login(practice.supervisor.user)
+    page = client.get(f"/c/{case.pk}/").content.decode()
+    box = re.search(r'data-box="patient_name" style="left:([\d.]+)%;top:([\d.]+)%;width:([\d.]+)%;height:([\d.]+)%',
+                    page)
+    assert box is not None
+    left, top, width, height = (float(v) for v in box.groups())
+    assert left < 90 and top < 90 and 0 < width < 60 and 0 < height < 10
 
 
 def test_an_unreadable_document_fails_its_job_with_the_error_and_keeps_the_case(practice):
@@ -252,3 +264,59 @@ def test_a_threshold_set_to_zero_still_sends_a_low_confidence_guess_to_a_person(
     assert prediction.confidence < 0.5, prediction.confidence
     assert case.stage == Stage.TRIAGE and case.request_type is None and prediction.routed is False
     assert prediction.scores["threshold"] == 0.5
+
+
+def test_the_case_page_offers_a_doubtful_birth_date_for_confirmation_in_one_click(practice):
+    from django.test import Client
+
+    case = actions.open_case(actor=actions.Actor.system(), subject="Referral", request_type=practice.types["referral"],
+                             body="Please see Patient: Ana Silva, DOB 01/02/24.", owner=practice.coordinator)
+    enqueue_case(case)
+    run_jobs()
+    case.refresh_from_db()
+    reading = case.fields["date_of_birth"]
+    client = Client()
+    client.force_login(practice.coordinator.user)
+    page = client.get(f"/c/{case.pk}/").content.decode()
+    checklist = page[page.index('class="checklist"'):]
+    checklist = checklist[:checklist.index("</ul>")]
+    assert f'id="fill-date_of_birth" name="field-value" value="{reading["value"]}"' in checklist
+    assert "it may be 1924" in checklist  # the reason to look twice, beside the input
+    response = client.post(f"/c/{case.pk}/do/field/", {"field-version": case.version, "field-name": "date_of_birth",
+                                                       "field-value": reading["value"]})
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert "date_of_birth" not in case.missing_fields
+    assert case.fields["date_of_birth"]["value"] == reading["value"] == "2024-01-02"
+    assert case.fields["date_of_birth"]["source"]["kind"] == "staff"
+
+
+def _type_form(request_type, threshold):
+    import json
+
+    return {"name": request_type.name, "slug": request_type.slug, "description": request_type.description,
+            "is_active": "on", "routing_team": request_type.routing_team_id or "",
+            "default_priority": request_type.default_priority,
+            "required_fields": json.dumps(request_type.required_fields), "confidence_threshold": threshold,
+            "first_response_hours": request_type.first_response_hours,
+            "resolution_hours": request_type.resolution_hours,
+            "followup_cadence_days": json.dumps(request_type.followup_cadence_days),
+            "auto_send": json.dumps(request_type.auto_send), "templates": json.dumps(request_type.templates),
+            "policy": json.dumps(request_type.policy)}
+
+
+@pytest.mark.parametrize("typed, message", [("8", "less than or equal to 1"), ("-1", "greater than or equal to 0")])
+def test_the_admin_refuses_a_confidence_threshold_outside_0_to_1(practice, typed, message):
+    from django.test import Client
+
+    referral = practice.types["referral"]
+    client = Client()
+    client.force_login(practice.admin.user)
+    url = f"/admin/cases/requesttype/{referral.pk}/change/"
+    response = client.post(url, _type_form(referral, typed))
+    assert response.status_code == 200 and message in response.content.decode()
+    referral.refresh_from_db()
+    assert referral.confidence_threshold == 0.8
+    assert client.post(url, _type_form(referral, "0.9")).status_code == 302
+    referral.refresh_from_db()
+    assert referral.confidence_threshold == 0.9
