@@ -8,6 +8,7 @@ the page image when someone clicks the field.
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -19,6 +20,8 @@ from closeloop.cases.models import Case, Document
 from .common import audit, case_for, staff_required
 
 MAX_PAGES_SHOWN = 20
+PREVIEW_SCALE = 1.4  # points to pixels: about 100 dpi
+PREVIEW_PIXELS = 1400 * 1800  # a page preview never takes more (a hostile PDF may declare a 200-inch page)
 INLINE_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain"}
 
 
@@ -91,15 +94,27 @@ def document_page(request: HttpRequest, case_id: int, doc_id: int, page: int) ->
         raise Http404("no such page")
     from PIL import Image
 
+    from closeloop.understanding.text import render_scale
+
     with doc.file.open("rb") as handle:
         content = handle.read()
-    if doc.content_type == "application/pdf":
-        import pypdfium2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if doc.content_type == "application/pdf":
+                import pypdfium2
 
-        image = pypdfium2.PdfDocument(content)[page - 1].render(scale=1.4).to_pil()
-    else:
-        image = Image.open(io.BytesIO(content))
-        image.thumbnail((1400, 1800))
+                pdf_page = pypdfium2.PdfDocument(content)[page - 1]
+                # about 100 dpi, or less for a page so large it would not fit the budget
+                width_pt, height_pt = pdf_page.get_size()
+                scale = min(PREVIEW_SCALE, render_scale(width_pt, height_pt, PREVIEW_PIXELS))
+                image = pdf_page.render(scale=scale).to_pil()
+            else:
+                image = Image.open(io.BytesIO(content))
+                image.thumbnail((1400, 1800))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return HttpResponse("This page is too large to preview; download the document instead.",
+                            status=415, content_type="text/plain")
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG", optimize=True)
     return HttpResponse(out.getvalue(), content_type="image/png")
