@@ -361,7 +361,9 @@ def _failed_with(row: OutboxMessage, exc: Exception) -> None:
     if isinstance(exc, smtplib.SMTPResponseException):
         _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=True)
+        # 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is "not now", as it is at DATA.
+        codes = [code for code, _ in exc.recipients.values()]
+        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=all(500 <= c < 600 for c in codes))
     elif isinstance(exc, ValueError):
         _failed(row, f"{type(exc).__name__}: {exc}", permanent=True)
     else:
