@@ -34,7 +34,7 @@ from closeloop.cases.models import Case, Event, Role, Staff
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
 from . import noise
-from .assignment import pick_owner, stale_owner
+from .assignment import on_duty, pick_owner, stale_owner
 from .calendar import calendar_for_team
 from .clocks import Clock, sla_status
 from .models import Reminder
@@ -309,7 +309,7 @@ def _reminder_text(case: Case, data: dict[str, object]) -> str:
 
 def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
     breached = ", ".join(c.target.replace("_", " ") for c in clocks if c.breached and not c.stopped)
-    target = _chain_target(case, step)
+    target = _chain_target(case, step, now)
     hours = float(policy(case, "breach_repeat_hours", DEFAULT_BREACH_REPEAT_HOURS))  # type: ignore[arg-type]
     with transaction.atomic():
         actions.escalate(case, SYSTEM, reason=f"{breached} target breached", to=target, now=now)
@@ -317,11 +317,15 @@ def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
     return "escalated"
 
 
-def _chain_target(case: Case, step: str) -> Staff | None:
-    if step == "team_lead" and case.team and case.team.lead_id and case.team.lead_id != case.owner_id:
-        return case.team.lead
-    return Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(pk=case.owner_id or 0).order_by(
-        "id").first()
+def _chain_target(case: Case, step: str, now: datetime) -> Staff | None:
+    """Who takes the case at this step of the chain: the team lead, else (or for "supervisor") the first
+    supervisor. Never the owner, and never someone who cannot take it now: inactive, a specialist, on leave."""
+    people: list[Staff] = []
+    if step == "team_lead" and case.team and case.team.lead_id:
+        people.append(case.team.lead)  # type: ignore[arg-type]
+    people += Staff.objects.filter(role=Role.SUPERVISOR).order_by("id")
+    fit = [p for p in people if p.is_active and p.role != Role.SPECIALIST and p.pk != case.owner_id]
+    return next(iter(on_duty(fit, now)), None)
 
 
 def _reassign(case: Case, owner: Staff, now: datetime) -> str:

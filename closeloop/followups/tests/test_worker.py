@@ -307,3 +307,28 @@ def test_specialists_are_never_picked_to_own_a_case(practice, office):
             actions.escalate(case, actions.Actor.of(practice.supervisor), reason="stuck", to=who)
     with pytest.raises(actions.ActionError, match="specialist"):
         _case(practice, email="other@example.com", owner=practice.specialist)
+
+
+def _breached(practice, owner):
+    """An owned referral whose 8-hour first response target ran out on Tuesday at 10:00."""
+    case = _case(practice, owner=owner)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 3, 10, 5))
+    return case
+
+
+@pytest.mark.parametrize("away", ["inactive", "on_leave"])
+def test_escalation_passes_over_a_team_lead_who_left_or_is_on_leave(practice, office, away):
+    """The chain is owner → team lead → supervisor; a lead who cannot take the case is skipped, not handed
+    it (before: an inactive lead made every escalation raise and the case never escalated)."""
+    jordan = practice.staff["jordan"]  # the intake team's lead
+    if away == "inactive":
+        jordan.is_active = False
+        jordan.save()
+    else:
+        Leave.objects.create(staff=jordan, starts_at=MONDAY, ends_at=MONDAY + timedelta(days=14), reason="holiday")
+    case = _breached(practice, practice.coordinator)
+    run_due(now=ny(2026, 3, 3, 10, 5))
+    case.refresh_from_db()
+    assert case.escalation_level == 1 and case.owner == practice.supervisor
+    assert OutboxMessage.objects.filter(case=case, purpose="escalation", to=[practice.supervisor.user.email]).exists()
+    assert problems(case) == []
