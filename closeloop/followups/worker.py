@@ -287,17 +287,24 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     if crossed is not None:
         clock, fraction = crossed
         data = {"target": clock.target, "fraction": fraction, "remaining_seconds": round(clock.remaining_seconds)}
-    specialist = case.waiting_on == WaitingOn.SPECIALIST and case.specialist is not None
-    who = case.specialist if specialist else (case.owner or (case.team.lead if case.team else None))
+    who = _to_remind(case, now)
     with transaction.atomic():
-        if specialist:
+        if who is not None and who == case.specialist and case.waiting_on == WaitingOn.SPECIALIST:
             event = actions.remind_specialist(case, SYSTEM, due=due, data=data, now=now)
         else:
-            event = actions.remind_owner(case, SYSTEM, due=due, data=data, now=now)
+            event = actions.remind(case, SYSTEM, who=who, kind="owner_reminded", due=due, data=data, now=now)
         if who is not None:
             Reminder.objects.create(staff=who, case=case, kind=event.kind, text=_reminder_text(case, data)[:300],
                                     urgency_at=case.resolution_due_at or due, created_at=now)
     return event.kind
+
+
+def _to_remind(case: Case, now: datetime) -> Staff | None:
+    """Who hears of it: the specialist a case waits on, else the owner; someone inactive or on leave is
+    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor)."""
+    first = [case.specialist] if case.waiting_on == WaitingOn.SPECIALIST else []
+    people = [p for p in [*first, case.owner] if p is not None and p.is_active]
+    return next(iter(on_duty(people, now)), None) or _chain_target(case, "team_lead", now)
 
 
 def _reminder_text(case: Case, data: dict[str, object]) -> str:

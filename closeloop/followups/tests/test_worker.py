@@ -332,3 +332,17 @@ def test_escalation_passes_over_a_team_lead_who_left_or_is_on_leave(practice, of
     assert case.escalation_level == 1 and case.owner == practice.supervisor
     assert OutboxMessage.objects.filter(case=case, purpose="escalation", to=[practice.supervisor.user.email]).exists()
     assert problems(case) == []
+
+
+def test_a_reminder_for_an_owner_on_leave_goes_to_the_team_lead(practice, office):
+    """Leave means no assignment and no reminders: what the absent owner owes reaches someone who is in
+    (the team lead), not a digest the owner reads after their holiday."""
+    Leave.objects.create(staff=practice.coordinator, starts_at=MONDAY, ends_at=MONDAY + timedelta(days=14))
+    case = _case(practice, owner=practice.coordinator)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 2, 14, 1))
+    run_due(now=ny(2026, 3, 2, 14, 1))  # half of the first response target used
+    case.refresh_from_db()
+    event = Event.objects.filter(case=case).last()
+    assert event.kind == "owner_reminded" and event.data["to"] == practice.staff["jordan"].pk
+    assert list(Reminder.objects.filter(case=case).values_list("staff__user__username", flat=True)) == ["jordan"]
+    assert case.owner == practice.coordinator and problems(case) == []
