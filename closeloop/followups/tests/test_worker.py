@@ -346,3 +346,19 @@ def test_a_reminder_for_an_owner_on_leave_goes_to_the_team_lead(practice, office
     assert event.kind == "owner_reminded" and event.data["to"] == practice.staff["jordan"].pk
     assert list(Reminder.objects.filter(case=case).values_list("staff__user__username", flat=True)) == ["jordan"]
     assert case.owner == practice.coordinator and problems(case) == []
+
+
+def test_quiet_hours_that_end_at_midnight_hold_a_message_until_midnight(practice, office):
+    """["20:00", "24:00"] is accepted as quiet hours; before, their end was read as the start of the same day,
+    an instant already past, so the message went out at 21:00 in the middle of them."""
+    from closeloop.followups import noise
+
+    rt = practice.types["referral"]
+    rt.policy = {**rt.policy, "quiet_hours": ["20:00", "24:00"]}
+    rt.save()
+    case = _case(practice)
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 2, 21)) == ny(2026, 3, 3, 0)
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 2, 19)) == ny(2026, 3, 2, 19)
+    rt.policy = {**rt.policy, "quiet_hours": ["22:00", "07:30"]}  # across the spring-forward night
+    rt.save()
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 7, 23)) == ny(2026, 3, 8, 7, 30)
