@@ -398,10 +398,7 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
                                                            claimed_until=None)
             Message.objects.filter(message_id=row.message_id).update(status=Message.Status.FAILED)
             if row.case_id:
-                from closeloop.cases.actions import Actor, record_event
-
-                record_event(Case.objects.get(pk=row.case_id), Actor.system("outbox"), "mail_failed",
-                             {"outbox": row.pk, "purpose": row.purpose, "to": row.to, "error": error}, now=now)
+                _failed_on_case(row, error, now)
         log.warning("outbox %s failed permanently: %s", row.pk, error)
         return
     delay = BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1)
@@ -410,3 +407,17 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
         due_at=now + timedelta(seconds=delay),
     )
     log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
+
+
+def _failed_on_case(row: OutboxMessage, error: str, now: datetime) -> None:
+    """Show the failure on the case; if the case waits on the requester this mail was for, hand it back."""
+    from closeloop.cases.actions import Actor, record_event, requester_unreachable
+    from closeloop.cases.stages import Stage
+
+    case = Case.objects.select_related("requester").get(pk=row.case_id or 0)
+    actor = Actor.system("outbox")
+    record_event(case, actor, "mail_failed", {"outbox": row.pk, "purpose": row.purpose, "to": row.to,
+                                              "error": error}, now=now)
+    email = case.requester.email.lower() if case.requester else ""
+    if case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED) and email and email in {a.lower() for a in row.to}:
+        requester_unreachable(case, actor, error=error, now=now)

@@ -362,3 +362,37 @@ def test_quiet_hours_that_end_at_midnight_hold_a_message_until_midnight(practice
     rt.policy = {**rt.policy, "quiet_hours": ["22:00", "07:30"]}  # across the spring-forward night
     rt.save()
     assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 7, 23)) == ny(2026, 3, 8, 7, 30)
+
+
+def test_a_request_for_information_that_bounces_hands_the_case_back_to_staff(practice, office, smtp_server):
+    """The requester's address no longer exists: waiting on them would only chase a dead address three times
+    and close the case as 'no response'. The case goes back to its owner, who must reach them another way."""
+
+    async def no_such_user(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+    smtp_server.handler.handle_RCPT = no_such_user
+    case = _case(practice, owner=practice.coordinator)
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator), fields=["date_of_birth"], now=MONDAY)
+    deliver_due()
+    case.refresh_from_db()
+    assert _kinds(case)[-2:] == ["mail_failed", "requester_unreachable"]
+    assert (case.stage, case.waiting_on, case.owner) == (Stage.IN_PROGRESS, "owner", practice.coordinator)
+    assert problems(case) == []
+    run_due(now=ny(2026, 3, 3, 10, 5))
+    assert "requester_chased" not in _kinds(case)
+
+
+def test_an_answer_that_bounces_is_not_auto_closed_as_resolved(practice, office, smtp_server):
+    async def no_such_user(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+    smtp_server.handler.handle_RCPT = no_such_user
+    case = _case(practice, owner=practice.coordinator)
+    actions.approve_and_send(case, actions.Actor.of(practice.coordinator), body="Booked for Friday.", now=MONDAY)
+    deliver_due()
+    case.refresh_from_db()
+    assert case.stage == Stage.IN_PROGRESS and _kinds(case)[-1] == "requester_unreachable"
+    run_due(now=ny(2026, 3, 9, 10, 1))
+    case.refresh_from_db()
+    assert case.stage != Stage.CLOSED
