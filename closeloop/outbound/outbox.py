@@ -398,7 +398,7 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
                                                            claimed_until=None)
             Message.objects.filter(message_id=row.message_id).update(status=Message.Status.FAILED)
             if row.case_id:
-                _failed_on_case(row, error, now)
+                _failed_on_case(row, error, now, refused=permanent)
         log.warning("outbox %s failed permanently: %s", row.pk, error)
         return
     delay = BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1)
@@ -409,8 +409,9 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
     log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
 
 
-def _failed_on_case(row: OutboxMessage, error: str, now: datetime) -> None:
-    """Show the failure on the case; if the case waits on the requester this mail was for, hand it back."""
+def _failed_on_case(row: OutboxMessage, error: str, now: datetime, *, refused: bool) -> None:
+    """Show the failure on the case; if the address was refused (5xx, not our own server out of retries)
+    and the case waits on the requester this mail was for, hand it back to the owner."""
     from closeloop.cases.actions import Actor, record_event, requester_unreachable
     from closeloop.cases.stages import Stage
 
@@ -419,5 +420,6 @@ def _failed_on_case(row: OutboxMessage, error: str, now: datetime) -> None:
     record_event(case, actor, "mail_failed", {"outbox": row.pk, "purpose": row.purpose, "to": row.to,
                                               "error": error}, now=now)
     email = case.requester.email.lower() if case.requester else ""
-    if case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED) and email and email in {a.lower() for a in row.to}:
+    to_requester = bool(email) and email in {address.lower() for address in row.to}
+    if refused and to_requester and case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED):
         requester_unreachable(case, actor, error=error, now=now)

@@ -396,3 +396,17 @@ def test_an_answer_that_bounces_is_not_auto_closed_as_resolved(practice, office,
     run_due(now=ny(2026, 3, 9, 10, 1))
     case.refresh_from_db()
     assert case.stage != Stage.CLOSED
+
+
+def test_our_own_mail_server_down_for_hours_does_not_hand_cases_back(practice, office, settings):
+    """After the last retry the message fails, but the fault was ours (nothing answered), not the address:
+    the case keeps waiting on the requester."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_PORT = 1  # nothing listens there
+    case = _case(practice, owner=practice.coordinator)
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator), fields=["date_of_birth"], now=MONDAY)
+    OutboxMessage.objects.filter(case=case).update(attempts=7)
+    deliver_due()
+    case.refresh_from_db()
+    assert OutboxMessage.objects.get(case=case, purpose="missing_info").status == "failed"
+    assert _kinds(case)[-1] == "mail_failed" and case.stage == Stage.AWAITING_INFO
