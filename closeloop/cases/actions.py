@@ -827,3 +827,19 @@ def set_priority(case: Case, actor: Actor, priority: str, *, reason: str,
     return _commit(case, before, actor, _Change("priority_set", data={
         "from": from_priority, "to": priority, "reason": reason, "cue": dict(cue or {}),
     }), now)
+
+
+# ---- outbound actions
+
+
+def requester_unreachable(case: Case, actor: Actor, *, error: str, now: datetime | None = None) -> Event:
+    """Our mail to the requester failed for good while the case waited on them (for information, or to
+    confirm an answer): waiting would only chase a dead address and close the case unanswered, so the
+    ball goes back to the owner to reach them another way."""
+    if case.stage not in (Stage.AWAITING_INFO, Stage.ANSWERED):
+        raise TransitionError(f"{case.reference} is not waiting on the requester")
+    now = _now(now)
+    before = _snapshot(case)
+    case.followup_step = 0
+    return _commit(case, before, actor, _Change("requester_unreachable", stage=Stage.IN_PROGRESS,
+                                                data={"error": error[:500]}), now)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from closeloop.followups.models import TeamCalendar
+from closeloop.followups.policy import RequestTypeForm
 
 from .models import ApiToken, AuditEntry, Organisation, Party, RequestType, Staff, Team
 
@@ -38,6 +39,7 @@ class StaffAdmin(admin.ModelAdmin):
 
 @admin.register(RequestType)
 class RequestTypeAdmin(admin.ModelAdmin):
+    form = RequestTypeForm  # a malformed follow-up policy is refused with the reason (followups/policy.py)
     list_display = ["name", "slug", "routing_team", "first_response_hours", "resolution_hours",
                     "confidence_threshold", "is_active"]
     prepopulated_fields = {"slug": ["name"]}

@@ -28,13 +28,16 @@ from .models import Leave
 HANDOVER_KINDS = ("opened", "assigned", "escalated")  # events that make someone the owner
 
 
-def available(candidates: list[Staff], now: datetime) -> list[Staff]:
+def on_duty(candidates: list[Staff], now: datetime) -> list[Staff]:
+    """The candidates not on leave at `now`, in their order."""
     away = set(Leave.objects.filter(staff__in=candidates, starts_at__lte=now, ends_at__gt=now)
                .values_list("staff_id", flat=True))
+    return [staff for staff in candidates if staff.pk not in away]
+
+
+def available(candidates: list[Staff], now: datetime) -> list[Staff]:
     out = []
-    for staff in candidates:
-        if staff.pk in away:
-            continue
+    for staff in on_duty(candidates, now):
         shift = getattr(staff, "availability", None)
         if shift is not None and not shift.to_calendar().is_open_at(now):
             continue

@@ -55,7 +55,8 @@ def _in_quiet(budget: Budget, case: Case, at: datetime) -> datetime | None:
     if not quiet:
         return None
     day = local.date() if minute < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, time(end // 60 % 24, end % 60), tzinfo=local.tzinfo)
+    # An end of 24:00 is the next midnight; wall-clock arithmetic (aware + timedelta) keeps the local time.
+    return datetime.combine(day, time(0), tzinfo=local.tzinfo) + timedelta(minutes=end)
 
 
 def next_allowed(case: Case, recipient: str, now: datetime, budget: Budget | None = None) -> datetime:

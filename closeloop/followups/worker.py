@@ -34,7 +34,7 @@ from closeloop.cases.models import Case, Event, Role, Staff
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
 from . import noise
-from .assignment import pick_owner, stale_owner
+from .assignment import on_duty, pick_owner, stale_owner
 from .calendar import calendar_for_team
 from .clocks import Clock, sla_status
 from .models import Reminder
@@ -287,17 +287,24 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     if crossed is not None:
         clock, fraction = crossed
         data = {"target": clock.target, "fraction": fraction, "remaining_seconds": round(clock.remaining_seconds)}
-    specialist = case.waiting_on == WaitingOn.SPECIALIST and case.specialist is not None
-    who = case.specialist if specialist else (case.owner or (case.team.lead if case.team else None))
+    who = _to_remind(case, now)
     with transaction.atomic():
-        if specialist:
+        if who is not None and who == case.specialist and case.waiting_on == WaitingOn.SPECIALIST:
             event = actions.remind_specialist(case, SYSTEM, due=due, data=data, now=now)
         else:
-            event = actions.remind_owner(case, SYSTEM, due=due, data=data, now=now)
+            event = actions.remind(case, SYSTEM, who=who, kind="owner_reminded", due=due, data=data, now=now)
         if who is not None:
             Reminder.objects.create(staff=who, case=case, kind=event.kind, text=_reminder_text(case, data)[:300],
                                     urgency_at=case.resolution_due_at or due, created_at=now)
     return event.kind
+
+
+def _to_remind(case: Case, now: datetime) -> Staff | None:
+    """Who hears of it: the specialist a case waits on, else the owner; someone inactive or on leave is
+    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor)."""
+    first = [case.specialist] if case.waiting_on == WaitingOn.SPECIALIST else []
+    people = [p for p in [*first, case.owner] if p is not None and p.is_active]
+    return next(iter(on_duty(people, now)), None) or _chain_target(case, "team_lead", now)
 
 
 def _reminder_text(case: Case, data: dict[str, object]) -> str:
@@ -309,7 +316,7 @@ def _reminder_text(case: Case, data: dict[str, object]) -> str:
 
 def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
     breached = ", ".join(c.target.replace("_", " ") for c in clocks if c.breached and not c.stopped)
-    target = _chain_target(case, step)
+    target = _chain_target(case, step, now)
     hours = float(policy(case, "breach_repeat_hours", DEFAULT_BREACH_REPEAT_HOURS))  # type: ignore[arg-type]
     with transaction.atomic():
         actions.escalate(case, SYSTEM, reason=f"{breached} target breached", to=target, now=now)
@@ -317,11 +324,15 @@ def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
     return "escalated"
 
 
-def _chain_target(case: Case, step: str) -> Staff | None:
-    if step == "team_lead" and case.team and case.team.lead_id and case.team.lead_id != case.owner_id:
-        return case.team.lead
-    return Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(pk=case.owner_id or 0).order_by(
-        "id").first()
+def _chain_target(case: Case, step: str, now: datetime) -> Staff | None:
+    """Who takes the case at this step of the chain: the team lead, else (or for "supervisor") the first
+    supervisor. Never the owner, and never someone who cannot take it now: inactive, a specialist, on leave."""
+    people: list[Staff] = []
+    if step == "team_lead" and case.team and case.team.lead_id:
+        people.append(case.team.lead)  # type: ignore[arg-type]
+    people += Staff.objects.filter(role=Role.SUPERVISOR).order_by("id")
+    fit = [p for p in people if p.is_active and p.role != Role.SPECIALIST and p.pk != case.owner_id]
+    return next(iter(on_duty(fit, now)), None)
 
 
 def _reassign(case: Case, owner: Staff, now: datetime) -> str:

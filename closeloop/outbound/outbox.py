@@ -361,7 +361,9 @@ def _failed_with(row: OutboxMessage, exc: Exception) -> None:
     if isinstance(exc, smtplib.SMTPResponseException):
         _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=True)
+        # 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is "not now", as it is at DATA.
+        codes = [code for code, _ in exc.recipients.values()]
+        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=all(500 <= c < 600 for c in codes))
     elif isinstance(exc, ValueError):
         _failed(row, f"{type(exc).__name__}: {exc}", permanent=True)
     else:
@@ -396,10 +398,7 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
                                                            claimed_until=None)
             Message.objects.filter(message_id=row.message_id).update(status=Message.Status.FAILED)
             if row.case_id:
-                from closeloop.cases.actions import Actor, record_event
-
-                record_event(Case.objects.get(pk=row.case_id), Actor.system("outbox"), "mail_failed",
-                             {"outbox": row.pk, "purpose": row.purpose, "to": row.to, "error": error}, now=now)
+                _failed_on_case(row, error, now, refused=permanent)
         log.warning("outbox %s failed permanently: %s", row.pk, error)
         return
     delay = BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1)
@@ -408,3 +407,19 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
         due_at=now + timedelta(seconds=delay),
     )
     log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
+
+
+def _failed_on_case(row: OutboxMessage, error: str, now: datetime, *, refused: bool) -> None:
+    """Show the failure on the case; if the address was refused (5xx, not our own server out of retries)
+    and the case waits on the requester this mail was for, hand it back to the owner."""
+    from closeloop.cases.actions import Actor, record_event, requester_unreachable
+    from closeloop.cases.stages import Stage
+
+    case = Case.objects.select_related("requester").get(pk=row.case_id or 0)
+    actor = Actor.system("outbox")
+    record_event(case, actor, "mail_failed", {"outbox": row.pk, "purpose": row.purpose, "to": row.to,
+                                              "error": error}, now=now)
+    email = case.requester.email.lower() if case.requester else ""
+    to_requester = bool(email) and email in {address.lower() for address in row.to}
+    if refused and to_requester and case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED):
+        requester_unreachable(case, actor, error=error, now=now)

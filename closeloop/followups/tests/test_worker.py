@@ -307,3 +307,106 @@ def test_specialists_are_never_picked_to_own_a_case(practice, office):
             actions.escalate(case, actions.Actor.of(practice.supervisor), reason="stuck", to=who)
     with pytest.raises(actions.ActionError, match="specialist"):
         _case(practice, email="other@example.com", owner=practice.specialist)
+
+
+def _breached(practice, owner):
+    """An owned referral whose 8-hour first response target ran out on Tuesday at 10:00."""
+    case = _case(practice, owner=owner)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 3, 10, 5))
+    return case
+
+
+@pytest.mark.parametrize("away", ["inactive", "on_leave"])
+def test_escalation_passes_over_a_team_lead_who_left_or_is_on_leave(practice, office, away):
+    """The chain is owner → team lead → supervisor; a lead who cannot take the case is skipped, not handed
+    it (before: an inactive lead made every escalation raise and the case never escalated)."""
+    jordan = practice.staff["jordan"]  # the intake team's lead
+    if away == "inactive":
+        jordan.is_active = False
+        jordan.save()
+    else:
+        Leave.objects.create(staff=jordan, starts_at=MONDAY, ends_at=MONDAY + timedelta(days=14), reason="holiday")
+    case = _breached(practice, practice.coordinator)
+    run_due(now=ny(2026, 3, 3, 10, 5))
+    case.refresh_from_db()
+    assert case.escalation_level == 1 and case.owner == practice.supervisor
+    assert OutboxMessage.objects.filter(case=case, purpose="escalation", to=[practice.supervisor.user.email]).exists()
+    assert problems(case) == []
+
+
+def test_a_reminder_for_an_owner_on_leave_goes_to_the_team_lead(practice, office):
+    """Leave means no assignment and no reminders: what the absent owner owes reaches someone who is in
+    (the team lead), not a digest the owner reads after their holiday."""
+    Leave.objects.create(staff=practice.coordinator, starts_at=MONDAY, ends_at=MONDAY + timedelta(days=14))
+    case = _case(practice, owner=practice.coordinator)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 2, 14, 1))
+    run_due(now=ny(2026, 3, 2, 14, 1))  # half of the first response target used
+    case.refresh_from_db()
+    event = Event.objects.filter(case=case).last()
+    assert event.kind == "owner_reminded" and event.data["to"] == practice.staff["jordan"].pk
+    assert list(Reminder.objects.filter(case=case).values_list("staff__user__username", flat=True)) == ["jordan"]
+    assert case.owner == practice.coordinator and problems(case) == []
+
+
+def test_quiet_hours_that_end_at_midnight_hold_a_message_until_midnight(practice, office):
+    """["20:00", "24:00"] is accepted as quiet hours; before, their end was read as the start of the same day,
+    an instant already past, so the message went out at 21:00 in the middle of them."""
+    from closeloop.followups import noise
+
+    rt = practice.types["referral"]
+    rt.policy = {**rt.policy, "quiet_hours": ["20:00", "24:00"]}
+    rt.save()
+    case = _case(practice)
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 2, 21)) == ny(2026, 3, 3, 0)
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 2, 19)) == ny(2026, 3, 2, 19)
+    rt.policy = {**rt.policy, "quiet_hours": ["22:00", "07:30"]}  # across the spring-forward night
+    rt.save()
+    assert noise.next_allowed(case, "maria@example.com", ny(2026, 3, 7, 23)) == ny(2026, 3, 8, 7, 30)
+
+
+def test_a_request_for_information_that_bounces_hands_the_case_back_to_staff(practice, office, smtp_server):
+    """The requester's address no longer exists: waiting on them would only chase a dead address three times
+    and close the case as 'no response'. The case goes back to its owner, who must reach them another way."""
+
+    async def no_such_user(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+    smtp_server.handler.handle_RCPT = no_such_user
+    case = _case(practice, owner=practice.coordinator)
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator), fields=["date_of_birth"], now=MONDAY)
+    deliver_due()
+    case.refresh_from_db()
+    assert _kinds(case)[-2:] == ["mail_failed", "requester_unreachable"]
+    assert (case.stage, case.waiting_on, case.owner) == (Stage.IN_PROGRESS, "owner", practice.coordinator)
+    assert problems(case) == []
+    run_due(now=ny(2026, 3, 3, 10, 5))
+    assert "requester_chased" not in _kinds(case)
+
+
+def test_an_answer_that_bounces_is_not_auto_closed_as_resolved(practice, office, smtp_server):
+    async def no_such_user(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+    smtp_server.handler.handle_RCPT = no_such_user
+    case = _case(practice, owner=practice.coordinator)
+    actions.approve_and_send(case, actions.Actor.of(practice.coordinator), body="Booked for Friday.", now=MONDAY)
+    deliver_due()
+    case.refresh_from_db()
+    assert case.stage == Stage.IN_PROGRESS and _kinds(case)[-1] == "requester_unreachable"
+    run_due(now=ny(2026, 3, 9, 10, 1))
+    case.refresh_from_db()
+    assert case.stage != Stage.CLOSED
+
+
+def test_our_own_mail_server_down_for_hours_does_not_hand_cases_back(practice, office, settings):
+    """After the last retry the message fails, but the fault was ours (nothing answered), not the address:
+    the case keeps waiting on the requester."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_PORT = 1  # nothing listens there
+    case = _case(practice, owner=practice.coordinator)
+    actions.request_missing_info(case, actions.Actor.of(practice.coordinator), fields=["date_of_birth"], now=MONDAY)
+    OutboxMessage.objects.filter(case=case).update(attempts=7)
+    deliver_due()
+    case.refresh_from_db()
+    assert OutboxMessage.objects.get(case=case, purpose="missing_info").status == "failed"
+    assert _kinds(case)[-1] == "mail_failed" and case.stage == Stage.AWAITING_INFO

@@ -135,3 +135,36 @@ def test_an_address_smtp_cannot_take_fails_that_message_visibly_and_the_rest_sti
     failed = OutboxMessage.objects.get(purpose="ack")
     assert failed.status == "failed" and "Invalid address" in failed.last_error
     assert case.events.filter(kind="mail_failed").exists()
+
+
+def test_a_recipient_refused_for_now_at_rcpt_is_retried_not_failed(case, smtp_server):
+    """Greylisting refuses the recipient with a 4xx at RCPT TO; the message must be retried, as a 4xx
+    at DATA is, and arrive once the server takes it (before: failed for good, 'recipients refused')."""
+    greylist = ["maria@example.com"]
+
+    async def greylisting(server, session, envelope, address, rcpt_options):
+        if address in greylist:
+            return "450 4.2.0 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    smtp_server.handler.handle_RCPT = greylisting
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    assert deliver_due() == 0
+    row = OutboxMessage.objects.get()
+    assert row.status == "pending" and "450" in row.last_error
+    assert not case.events.filter(kind="mail_failed").exists()
+    greylist.clear()
+    assert deliver_due(now=row.due_at + timedelta(seconds=1)) == 1
+    assert [str(m.message["Message-ID"]).strip() for m in smtp_server.to("maria@example.com")] == [row.message_id]
+
+
+def test_a_recipient_refused_for_good_at_rcpt_still_fails_at_once(case, smtp_server):
+    async def no_such_user(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+    smtp_server.handler.handle_RCPT = no_such_user
+    enqueue(case=case, purpose="chase", to=["maria@example.com"], subject="s", body="b")
+    assert deliver_due() == 0
+    assert OutboxMessage.objects.get().status == "failed"
+    assert case.events.filter(kind="mail_failed").exists()
