@@ -66,7 +66,8 @@ def next_due(case: Case, now: datetime) -> datetime:
         hours = float(policy(case, "specialist_reminder_hours", DEFAULT_SPECIALIST_HOURS))  # type: ignore[arg-type]
         return add_business_hours(case, now, hours)
     if action == NextAction.CHECK_EXTERNAL:
-        return add_business_hours(case, now, DEFAULT_EXTERNAL_DAYS * BUSINESS_DAY_HOURS)
+        days = float(policy(case, "external_check_days", DEFAULT_EXTERNAL_DAYS))  # type: ignore[arg-type]
+        return add_business_hours(case, now, days * BUSINESS_DAY_HOURS)
     if action in (NextAction.SEND_REPLY, NextAction.APPROVE_REPLY):
         return add_business_hours(case, now, float(policy(case, "reply_hours", DEFAULT_REPLY_HOURS)))  # type: ignore[arg-type]
     if action == NextAction.CONFIRM_RESOLVED:

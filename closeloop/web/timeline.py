@@ -18,7 +18,7 @@ EVENT_LABELS = {
     "snoozed": "Snoozed", "woken": "Woken", "escalated": "Escalated", "closed": "Closed", "reopened": "Reopened",
     "merged": "Merged", "merged_in": "Duplicate merged in", "links_revoked": "Requester links revoked",
     "rated": "Requester rated the outcome", "mail_failed": "Mail could not be delivered",
-    "document_uploaded": "Document uploaded",
+    "document_uploaded": "Document uploaded", "requester_unreachable": "Requester could not be reached by email",
 }
 
 

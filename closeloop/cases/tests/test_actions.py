@@ -159,3 +159,18 @@ def test_invalid_transitions_are_refused(practice):
     case = _open(practice)
     with pytest.raises(actions.TransitionError):
         actions.record_specialist_answer(case, actions.Actor.of(practice.specialist), answer="x")
+
+
+def test_the_external_check_follows_the_types_policy(practice):
+    """A case waiting on an outside party is next looked at after the type's `external_check_days`
+    (as the worker reschedules it), not a fixed three days."""
+    from closeloop.cases.deadlines import next_due
+
+    rt = practice.types["referral"]
+    rt.policy = {**rt.policy, "external_check_days": 1}
+    rt.save()
+    case = _open(practice)
+    case.stage, case.waiting_on = Stage.WAITING_EXTERNAL, WaitingOn.EXTERNAL
+    case.next_action = NextAction.CHECK_EXTERNAL
+    now = timezone.now()
+    assert next_due(case, now) == now + timedelta(hours=8)  # no calendar: one business day is 8 hours
