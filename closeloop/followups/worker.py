@@ -128,21 +128,18 @@ def chase_batch(cases: list[Case], now: datetime) -> list[Case]:
     rest: list[Case] = []
     later: dict[int, datetime] = {}
     pairs: list[tuple[Case, str]] = []
-    silent: list[Case] = []  # no email address: nothing to budget
     for case in cases:
         email = case.requester.email if case.requester else ""
         calendar = calendar_for_team(case.team_id)
-        if not _plain_chase(case) or (email and email in {e for _, e in pairs}):
-            rest.append(case)
+        if not _plain_chase(case) or not email or email in {e for _, e in pairs}:
+            rest.append(case)  # no email address: `handle` gives the case back to its owner to phone
         elif not calendar.is_open_at(now):
             later[case.pk] = calendar.next_open(now)
-        elif email:
-            pairs.append((case, email))
         else:
-            silent.append(case)
+            pairs.append((case, email))
     allowed = noise.next_allowed_many(pairs, now)
     later.update({pk: at for pk, at in allowed.items() if at > now})
-    chase = silent + [case for case, _ in pairs if allowed[case.pk] <= now]
+    chase = [case for case, _ in pairs if allowed[case.pk] <= now]
     if chase:
         with transaction.atomic():
             chased = actions.chase_requesters(chase, SYSTEM, now=now)
@@ -191,6 +188,8 @@ def handle(case: Case, now: datetime) -> str:
 
 # ---------------------------------------------------------------- the requester side
 
+NO_EMAIL = "no email address on file, so no chaser can be sent: reach the requester another way (phone, fax)"
+
 
 def _to_requester(case: Case, now: datetime, what: str) -> str:
     """Chase (or auto-close) in business hours and within the recipient's noise budget."""
@@ -199,6 +198,8 @@ def _to_requester(case: Case, now: datetime, what: str) -> str:
         _set_due(case, calendar.next_open(now))
         return "deferred to opening"
     email = case.requester.email if case.requester else ""
+    if what == "chase" and not email:  # a chaser would go nowhere and the case close unanswered
+        return actions.requester_unreachable(case, SYSTEM, error=NO_EMAIL, now=now).kind
     if email:
         allowed = noise.next_allowed(case, email, now)
         if allowed > now:

@@ -48,6 +48,10 @@ def _classify(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff)
 
 def _request_info(case: Case, actor: actions.Actor, d: dict[str, Any], staff: Staff) -> str:
     actions.request_missing_info(case, actor, fields=d["fields_wanted"] or None, message=d["message"])
+    if not (case.requester and case.requester.email):
+        phone = f" on {case.requester.phone}" if case.requester and case.requester.phone else ""
+        return (f"The requester has no email address on file, so nothing was sent: ask them yourself{phone}. "
+                "The case waits on them; when the first chaser is due it comes back to you.")
     return "Asked the requester for the missing information."
 
 

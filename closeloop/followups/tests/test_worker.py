@@ -410,3 +410,15 @@ def test_our_own_mail_server_down_for_hours_does_not_hand_cases_back(practice, o
     case.refresh_from_db()
     assert OutboxMessage.objects.get(case=case, purpose="missing_info").status == "failed"
     assert _kinds(case)[-1] == "mail_failed" and case.stage == Stage.AWAITING_INFO
+
+
+def test_a_requester_without_email_is_not_chased_into_the_void_the_case_comes_back_to_its_owner(practice, office):
+    """A faxed referral's requester may have no email address: chasers would be recorded but go nowhere, and
+    the case would close as 'no response' with nobody told. At the first chaser it returns to its owner."""
+    case = _awaiting_info(practice, email="", owner=practice.coordinator)
+    assert _due(case, ny(2026, 3, 3, 10, 30)) == 1
+    case.refresh_from_db()
+    assert case.stage == Stage.IN_PROGRESS and case.owner == practice.coordinator
+    assert _kinds(case)[-1] == "requester_unreachable" and "requester_chased" not in _kinds(case)
+    assert "no email address" in Event.objects.filter(case=case).last().data["error"]
+    assert not problems(case) and not OutboxMessage.objects.filter(case=case, purpose="chase").exists()

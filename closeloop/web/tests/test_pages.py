@@ -97,6 +97,15 @@ def test_it_requests_missing_information_with_the_prefilled_fields(coordinator_c
     assert "insurance company" in mail.body and "A photo of the insurance card is fine." in mail.body
 
 
+def test_asking_a_requester_without_email_says_nothing_was_sent(coordinator_client: Client, referral: Case) -> None:
+    Party.objects.filter(pk=referral.requester_id).update(email="")
+    response = coordinator_client.post(f"/c/{referral.pk}/do/request_info/", {
+        "request_info-version": referral.version, "request_info-fields_wanted": ["insurance_payer"]}, follow=True)
+    page = response.content.decode()
+    assert "no email address on file, so nothing was sent: ask them yourself on +1 617 555 0142" in page
+    assert not OutboxMessage.objects.filter(case=referral, purpose="missing_info").exists()
+
+
 def test_it_shows_a_clear_error_for_a_bad_action(coordinator_client: Client, referral: Case) -> None:
     response = coordinator_client.post(f"/c/{referral.pk}/do/snooze/", {
         "snooze-version": referral.version, "snooze-until": "2001-01-01T09:00", "snooze-reason": "x"})
