@@ -33,6 +33,7 @@ from closeloop.cases.models import (
 )
 from closeloop.cases.stages import OPEN_STAGES
 from closeloop.understanding.pipeline import enqueue_case
+from closeloop.web.replies import may_approve, second_person
 
 from . import schemas as s
 
@@ -311,6 +312,11 @@ def send(request: HttpRequest, ref: str, payload: s.SendIn) -> s.CaseDetailOut:
             message = Message.objects.filter(pk=payload.draft_id, case=c).first()
             if message is None:
                 raise actions.ActionError("no such draft on this case", field="draft_id")
+            # The request type's approval policy binds the API as it binds the web app (four eyes).
+            if message.status == Message.Status.DRAFT and not may_approve(c, _staff(request), message):
+                raise HttpError(403, "someone other than its author approves this draft")
+        elif second_person(c):
+            raise HttpError(403, "replies of this request type need a second person's approval: post a draft")
         return actions.approve_and_send(c, a, message=message, subject=payload.subject, body=payload.body)
 
     return _act(request, ref, payload, "approve", run)

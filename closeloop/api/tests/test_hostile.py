@@ -1,0 +1,53 @@
+"""What a paying user and a hostile one meet at the API's edges: roles the web app enforces, bad
+input that must get a clear 4xx (never a 500) and lose nothing, and the audit trail of reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from closeloop.cases.models import Case, Message
+from closeloop.cases.tokens import create_token
+
+pytestmark = pytest.mark.django_db
+
+REFERRAL = {"subject": "Referral: right knee", "body": "Please see Maria Gonzalez.", "request_type": "referral",
+            "requester": {"name": "Dr. Shah", "email": "shah@clinic.example"}}
+
+
+@pytest.fixture
+def client():
+    return Client(raise_request_exception=False)
+
+
+@pytest.fixture
+def token(practice):
+    return create_token(practice.coordinator, "ehr")
+
+
+def api(client: Client, token: str, method: str, path: str, body: dict | None = None):
+    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    if body is not None:
+        kwargs.update(data=json.dumps(body, default=str), content_type="application/json")
+    return getattr(client, method)(f"/api{path}", **kwargs)
+
+
+def test_four_eyes_replies_cannot_be_sent_or_self_approved_through_the_api(client, token, practice):
+    referral = practice.types["referral"]
+    referral.policy = {**(referral.policy or {}), "reply_approval": "second_person"}
+    referral.save()
+    ref = api(client, token, "post", "/cases/", REFERRAL).json()["reference"]
+    r = api(client, token, "post", f"/cases/{ref}/send", {"body": "We will call you."})
+    assert r.status_code == 403, r.content
+    api(client, token, "post", f"/cases/{ref}/drafts", {"body": "We will call you."})
+    draft = Message.objects.get(status=Message.Status.DRAFT)
+    r = api(client, token, "post", f"/cases/{ref}/send", {"draft_id": draft.pk})
+    assert r.status_code == 403 and "other than its author" in r.json()["detail"]
+    draft.refresh_from_db()
+    assert Case.objects.get().stage == "ready_to_reply" and draft.status == Message.Status.DRAFT
+    jordan = create_token(practice.staff["jordan"], "second pair of eyes")
+    r = api(client, jordan, "post", f"/cases/{ref}/send", {"draft_id": draft.pk})
+    assert r.status_code == 200 and r.json()["stage"] == "answered"
+
