@@ -261,7 +261,7 @@ def record_message(request: HttpRequest, ref: str, payload: s.InboundMessageIn) 
             enqueue_case(c)  # what it supplies fills the checklist, as a reply by mail does
         return event
 
-    return _act(request, ref, payload, "comment", run)
+    return _act(request, ref, payload, "work", run)
 
 
 @router.post("/{ref}/fields", response=s.CaseDetailOut, summary="Record fields")

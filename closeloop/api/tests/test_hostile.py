@@ -51,3 +51,17 @@ def test_four_eyes_replies_cannot_be_sent_or_self_approved_through_the_api(clien
     r = api(client, jordan, "post", f"/cases/{ref}/send", {"draft_id": draft.pk})
     assert r.status_code == 200 and r.json()["stage"] == "answered"
 
+
+
+def test_a_specialist_token_cannot_record_requester_messages_or_reopen_a_case(client, token, practice):
+    """The web app gives a specialist the brief, the answer, drafts and escalation: recording what the
+    requester said (which moves the case, and reopens a closed one) is the coordinators' work."""
+    ref = api(client, token, "post", "/cases/", REFERRAL).json()["reference"]
+    api(client, token, "post", f"/cases/{ref}/hand-to-specialist", {"specialist": "specialist", "question": "Consult?"})
+    specialist = create_token(practice.specialist, "phone")
+    assert api(client, specialist, "get", f"/cases/{ref}").status_code == 200  # briefed: they see it
+    r = api(client, specialist, "post", f"/cases/{ref}/messages",
+            {"sender": "shah@clinic.example", "body": "Never mind, cancel it", "from_requester": True})
+    assert r.status_code == 403
+    assert not Message.objects.filter(body__contains="cancel").exists()
+    assert Case.objects.get().stage == "awaiting_specialist"
