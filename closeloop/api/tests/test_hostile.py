@@ -65,3 +65,21 @@ def test_a_specialist_token_cannot_record_requester_messages_or_reopen_a_case(cl
     assert r.status_code == 403
     assert not Message.objects.filter(body__contains="cancel").exists()
     assert Case.objects.get().stage == "awaiting_specialist"
+
+
+def _case(client, token) -> dict:
+    r = api(client, token, "post", "/cases/", REFERRAL)
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def test_a_time_without_a_zone_is_refused_with_the_field_named(client, token):
+    case = _case(client, token)
+    ref = case["reference"]
+    for action, body in (("wait", {"party": "external", "reason": "lab"}), ("snooze", {"reason": "holiday"})):
+        r = api(client, token, "post", f"/cases/{ref}/{action}", {**body, "until": "2031-01-01T09:00:00"})
+        assert r.status_code == 422, r.content
+        assert ["body", "payload", "until"] in [e["loc"] for e in r.json()["detail"]]
+    assert Case.objects.get().version == case["version"]
+    r = api(client, token, "post", f"/cases/{ref}/snooze", {"reason": "holiday", "until": "2031-01-01T09:00:00-05:00"})
+    assert r.status_code == 200
