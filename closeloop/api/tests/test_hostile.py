@@ -83,3 +83,19 @@ def test_a_time_without_a_zone_is_refused_with_the_field_named(client, token):
     assert Case.objects.get().version == case["version"]
     r = api(client, token, "post", f"/cases/{ref}/snooze", {"reason": "holiday", "until": "2031-01-01T09:00:00-05:00"})
     assert r.status_code == 200
+
+
+def test_text_with_a_nul_character_is_refused_on_every_database(client, token):
+    """PostgreSQL cannot store U+0000 in text or JSON: it must be a 422 naming where it is, not a 500."""
+    r = api(client, token, "post", "/cases/", {**REFERRAL, "subject": "Referral\u0000"})
+    assert r.status_code == 422, r.content
+    assert r.json()["detail"][0]["loc"] == ["body", "subject"]
+    assert not Case.objects.exists()
+    ref = _case(client, token)["reference"]
+    r = api(client, token, "post", f"/cases/{ref}/fields", {"fields": {"dob": {"value": "1961\u0000"}}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "fields", "dob", "value"]
+    r = api(client, token, "post", f"/cases/{ref}/close", {"outcome": "done\u0000"})
+    assert r.status_code == 422 and Case.objects.get().stage == "in_progress"
+    r = api(client, token, "get", "/cases/?q=%00")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "q"]
+    assert api(client, token, "get", "/analytics/summary?team=%00").status_code == 422
