@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from closeloop.cases import actions
@@ -150,6 +150,9 @@ def _detail(case: Case) -> s.CaseDetailOut:
     return s.CaseDetailOut(**_out(case).dict(), documents=docs)
 
 
+MAX_OFFSET = 1_000_000_000  # beyond a 64-bit LIMIT/OFFSET it was a database error (500)
+
+
 class CaseFilters(Schema):
     stage: str | None = None
     team: str | None = None
@@ -159,8 +162,8 @@ class CaseFilters(Schema):
     overdue: bool | None = None
     open: bool | None = None
     q: str | None = None
-    limit: int = 50
-    offset: int = 0
+    limit: int = Field(50, description="1–200; larger asks get 200")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class CasePage(Schema):
@@ -190,8 +193,7 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> CasePage:
     if filters.q:
         qs = qs.filter(_text_query(filters.q))
     limit = max(1, min(filters.limit, 200))
-    offset = max(0, filters.offset)
-    page = list(qs.order_by("next_due_at", "id")[offset:offset + limit])
+    page = list(qs.order_by("next_due_at", "id")[filters.offset:filters.offset + limit])
     return CasePage(count=qs.count(), items=[s.CaseOut.from_case(c, now) for c in page])
 
 

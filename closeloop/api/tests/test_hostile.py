@@ -99,3 +99,11 @@ def test_text_with_a_nul_character_is_refused_on_every_database(client, token):
     r = api(client, token, "get", "/cases/?q=%00")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "q"]
     assert api(client, token, "get", "/analytics/summary?team=%00").status_code == 422
+
+
+def test_paging_past_any_sensible_offset_is_a_422_and_a_far_page_is_empty(client, token):
+    _case(client, token)
+    r = api(client, token, "get", "/cases/?offset=99999999999999999999999")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "offset"]
+    r = api(client, token, "get", "/cases/?offset=5000")
+    assert r.status_code == 200 and r.json() == {"count": 1, "items": []}
