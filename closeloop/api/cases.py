@@ -55,7 +55,8 @@ def _base(request: HttpRequest) -> QuerySet[Case]:
 
 
 def _get(request: HttpRequest, ref: str) -> Case:
-    pk = parse_reference(ref) if not ref.isdigit() else int(ref)
+    # isascii: "²" and other scripts' digits pass isdigit() but not int()
+    pk = int(ref) if ref.isascii() and ref.isdigit() else parse_reference(ref)
     if pk is None:
         raise HttpError(404, f"{ref!r} is not a case reference")
     return get_object_or_404(_base(request), pk=pk)

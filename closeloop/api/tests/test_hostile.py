@@ -107,3 +107,10 @@ def test_paging_past_any_sensible_offset_is_a_422_and_a_far_page_is_empty(client
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "offset"]
     r = api(client, token, "get", "/cases/?offset=5000")
     assert r.status_code == 200 and r.json() == {"count": 1, "items": []}
+
+
+def test_a_reference_of_other_scripts_digits_is_not_found(client, token):
+    _case(client, token)
+    for ref in ("%C2%B2", "%D9%A1"):  # superscript two, Arabic-Indic one: str.isdigit() says yes, int() no
+        r = api(client, token, "get", f"/cases/{ref}")
+        assert r.status_code == 404, r.content
