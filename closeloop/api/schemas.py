@@ -158,7 +158,7 @@ class InboundMessageIn(Versioned):
     sender: str = Field("", max_length=300)
     subject: str = Field("", max_length=300)
     body: str = Field(..., max_length=100_000)
-    channel: str = "api"
+    channel: str = Field("api", max_length=20)
     from_requester: bool = True
 
 

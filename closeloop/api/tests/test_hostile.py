@@ -114,3 +114,10 @@ def test_a_reference_of_other_scripts_digits_is_not_found(client, token):
     for ref in ("%C2%B2", "%D9%A1"):  # superscript two, Arabic-Indic one: str.isdigit() says yes, int() no
         r = api(client, token, "get", f"/cases/{ref}")
         assert r.status_code == 404, r.content
+
+
+def test_a_channel_name_longer_than_the_column_is_refused(client, token):
+    ref = _case(client, token)["reference"]
+    r = api(client, token, "post", f"/cases/{ref}/messages", {"body": "hello", "channel": "c" * 21})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "payload", "channel"]
+    assert not Message.objects.filter(body="hello").exists()
