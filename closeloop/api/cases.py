@@ -216,12 +216,15 @@ def get_case(request: HttpRequest, ref: str) -> s.CaseDetailOut:
 @router.get("/{ref}/events", response=list[s.EventOut], summary="The case's events, oldest first")
 def list_events(request: HttpRequest, ref: str) -> list[s.EventOut]:
     case = _get(request, ref)
+    _audit(request, "api_view", case, "events")
     return [s.EventOut.from_event(e) for e in case.events.all()]
 
 
 @router.get("/{ref}/messages", response=list[s.MessageOut], summary="The case's messages, oldest first")
 def list_messages(request: HttpRequest, ref: str) -> list[Message]:
-    return list(_get(request, ref).messages.all())
+    case = _get(request, ref)
+    _audit(request, "api_view", case, "messages")
+    return list(case.messages.all())
 
 
 def _act(request: HttpRequest, ref: str, payload: s.Versioned, permission: str,

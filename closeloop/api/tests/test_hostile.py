@@ -121,3 +121,15 @@ def test_a_channel_name_longer_than_the_column_is_refused(client, token):
     r = api(client, token, "post", f"/cases/{ref}/messages", {"body": "hello", "channel": "c" * 21})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "payload", "channel"]
     assert not Message.objects.filter(body="hello").exists()
+
+
+def test_reading_a_cases_messages_or_events_through_the_api_is_audited(client, token, practice):
+    """The web app records every view of a case page (which shows the messages and timeline); the API's
+    message bodies and events are the same data and leave the same trace."""
+    from closeloop.cases.models import AuditEntry
+
+    ref = _case(client, token)["reference"]
+    assert api(client, token, "get", f"/cases/{ref}/messages").status_code == 200
+    assert api(client, token, "get", f"/cases/{ref}/events").status_code == 200
+    seen = list(AuditEntry.objects.filter(case__isnull=False).values_list("action", "detail", "user__username"))
+    assert seen == [("api_view", "messages", "coordinator"), ("api_view", "events", "coordinator")]
