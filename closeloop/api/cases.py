@@ -31,7 +31,7 @@ from closeloop.cases.models import (
     Team,
     parse_reference,
 )
-from closeloop.cases.stages import OPEN_STAGES
+from closeloop.cases.stages import OPEN_STAGES, Stage, WaitingOn
 from closeloop.understanding.pipeline import enqueue_case
 from closeloop.web.replies import may_approve, second_person
 
@@ -177,16 +177,18 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> CasePage:
     qs = _base(request)
     now = timezone.now()
     if filters.stage:
-        qs = qs.filter(stage__in=filters.stage.split(","))
+        qs = qs.filter(stage__in=_known(filters.stage.split(","), Stage.values, "stage"))
     if filters.open is not None:
         qs = qs.filter(stage__in=OPEN_STAGES) if filters.open else qs.exclude(stage__in=OPEN_STAGES)
     if filters.team:
-        qs = qs.filter(team__slug=filters.team)
+        qs = qs.filter(team=_team(filters.team))
     if filters.owner:
         qs = qs.filter(owner__user__username=filters.owner)
     if filters.waiting_on:
-        qs = qs.filter(waiting_on=filters.waiting_on)
+        qs = qs.filter(waiting_on=_known([filters.waiting_on], WaitingOn.values, "waiting_on")[0])
     if filters.request_type:
+        if not RequestType.objects.filter(slug=filters.request_type).exists():
+            raise actions.ActionError(f"no request type {filters.request_type!r}", field="request_type")
         qs = qs.filter(request_type__slug=filters.request_type)
     if filters.overdue is not None:
         late = Q(next_due_at__lt=now, stage__in=OPEN_STAGES)
@@ -196,6 +198,15 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> CasePage:
     limit = max(1, min(filters.limit, 200))
     page = list(qs.order_by("next_due_at", "id")[filters.offset:filters.offset + limit])
     return CasePage(count=qs.count(), items=[s.CaseOut.from_case(c, now) for c in page])
+
+
+def _known(values: list[str], known: list[str], field: str) -> list[str]:
+    """A filter's values, or a 400 naming the ones that match nothing (a typo is not an empty queue)."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise actions.ActionError(f"unknown {field} {', '.join(map(repr, unknown))}; one of {', '.join(known)}",
+                                  field=field)
+    return values
 
 
 def _text_query(q: str) -> Q:

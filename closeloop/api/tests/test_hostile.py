@@ -133,3 +133,14 @@ def test_reading_a_cases_messages_or_events_through_the_api_is_audited(client, t
     assert api(client, token, "get", f"/cases/{ref}/events").status_code == 200
     seen = list(AuditEntry.objects.filter(case__isnull=False).values_list("action", "detail", "user__username"))
     assert seen == [("api_view", "messages", "coordinator"), ("api_view", "events", "coordinator")]
+
+
+def test_a_filter_value_that_names_nothing_is_a_400_not_an_empty_list(client, token):
+    """`stage=in-progress` (a typo) answered 200 with no cases: a caller could not tell a typo from an
+    empty queue."""
+    _case(client, token)
+    for query, field in (("stage=in_progress,in-progress", "stage"), ("waiting_on=patient", "waiting_on"),
+                         ("team=nope", "team"), ("request_type=nope", "request_type")):
+        r = api(client, token, "get", f"/cases/?{query}")
+        assert r.status_code == 400 and r.json()["field"] == field, (query, r.content)
+    assert api(client, token, "get", "/cases/?stage=in_progress,triage&waiting_on=owner").json()["count"] == 1
