@@ -82,6 +82,8 @@ def _scope(request: HttpRequest, q: ScopeQuery) -> Scope:
         raise HttpError(400, "give both start and end, or days")
     if q.end < q.start or (q.end - q.start).days > 366:
         raise HttpError(400, "end must be on or after start, at most 366 days later")
+    if q.end >= date.max:  # the day after it, where the period ends, does not exist
+        raise HttpError(400, f"end must be before {date.max.isoformat()}")
     start = datetime.combine(q.start, time.min, tzinfo=UTC)
     end = datetime.combine(q.end + timedelta(days=1), time.min, tzinfo=UTC)
     return Scope(_staff(request), start, end, now, team_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import HttpError
 
 from closeloop.cases.actions import ActionError, ConflictError
 from closeloop.cases.stages import TransitionError
 
 from .auth import SessionAuth, TokenAuth
 from .cases import router as cases_router
+from .parser import NulInText, StrictParser
 
 api = NinjaAPI(
     title="closeloop API",
@@ -19,6 +21,7 @@ api = NinjaAPI(
     "or a staff session.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
+    parser=StrictParser(),
 )
 api.add_router("/cases", cases_router)
 
@@ -31,6 +34,24 @@ def conflict(request: HttpRequest, exc: ConflictError) -> HttpResponse:
 @api.exception_handler(TransitionError)
 def transition(request: HttpRequest, exc: TransitionError) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc), "field": None}, status=409)
+
+
+def _nul(request: HttpRequest, exc: NulInText) -> HttpResponse:
+    return api.create_response(request, {"detail": [{"type": "nul_character", "loc": exc.loc, "msg": str(exc)}]},
+                               status=422)
+
+
+@api.exception_handler(NulInText)
+def nul_in_query(request: HttpRequest, exc: NulInText) -> HttpResponse:
+    return _nul(request, exc)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # ninja wraps whatever the body parser raises in "Cannot parse request body" (400); say what it was.
+    if isinstance(exc.__cause__, NulInText):
+        return _nul(request, exc.__cause__)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(ActionError)

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from closeloop.cases import actions
@@ -31,8 +31,9 @@ from closeloop.cases.models import (
     Team,
     parse_reference,
 )
-from closeloop.cases.stages import OPEN_STAGES
+from closeloop.cases.stages import OPEN_STAGES, Stage, WaitingOn
 from closeloop.understanding.pipeline import enqueue_case
+from closeloop.web.replies import may_approve, second_person
 
 from . import schemas as s
 
@@ -54,7 +55,8 @@ def _base(request: HttpRequest) -> QuerySet[Case]:
 
 
 def _get(request: HttpRequest, ref: str) -> Case:
-    pk = parse_reference(ref) if not ref.isdigit() else int(ref)
+    # isascii: "²" and other scripts' digits pass isdigit() but not int()
+    pk = int(ref) if ref.isascii() and ref.isdigit() else parse_reference(ref)
     if pk is None:
         raise HttpError(404, f"{ref!r} is not a case reference")
     return get_object_or_404(_base(request), pk=pk)
@@ -149,6 +151,9 @@ def _detail(case: Case) -> s.CaseDetailOut:
     return s.CaseDetailOut(**_out(case).dict(), documents=docs)
 
 
+MAX_OFFSET = 1_000_000_000  # beyond a 64-bit LIMIT/OFFSET it was a database error (500)
+
+
 class CaseFilters(Schema):
     stage: str | None = None
     team: str | None = None
@@ -158,8 +163,8 @@ class CaseFilters(Schema):
     overdue: bool | None = None
     open: bool | None = None
     q: str | None = None
-    limit: int = 50
-    offset: int = 0
+    limit: int = Field(50, description="1–200; larger asks get 200")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class CasePage(Schema):
@@ -172,16 +177,18 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> CasePage:
     qs = _base(request)
     now = timezone.now()
     if filters.stage:
-        qs = qs.filter(stage__in=filters.stage.split(","))
+        qs = qs.filter(stage__in=_known(filters.stage.split(","), Stage.values, "stage"))
     if filters.open is not None:
         qs = qs.filter(stage__in=OPEN_STAGES) if filters.open else qs.exclude(stage__in=OPEN_STAGES)
     if filters.team:
-        qs = qs.filter(team__slug=filters.team)
+        qs = qs.filter(team=_team(filters.team))
     if filters.owner:
         qs = qs.filter(owner__user__username=filters.owner)
     if filters.waiting_on:
-        qs = qs.filter(waiting_on=filters.waiting_on)
+        qs = qs.filter(waiting_on=_known([filters.waiting_on], WaitingOn.values, "waiting_on")[0])
     if filters.request_type:
+        if not RequestType.objects.filter(slug=filters.request_type).exists():
+            raise actions.ActionError(f"no request type {filters.request_type!r}", field="request_type")
         qs = qs.filter(request_type__slug=filters.request_type)
     if filters.overdue is not None:
         late = Q(next_due_at__lt=now, stage__in=OPEN_STAGES)
@@ -189,9 +196,17 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> CasePage:
     if filters.q:
         qs = qs.filter(_text_query(filters.q))
     limit = max(1, min(filters.limit, 200))
-    offset = max(0, filters.offset)
-    page = list(qs.order_by("next_due_at", "id")[offset:offset + limit])
+    page = list(qs.order_by("next_due_at", "id")[filters.offset:filters.offset + limit])
     return CasePage(count=qs.count(), items=[s.CaseOut.from_case(c, now) for c in page])
+
+
+def _known(values: list[str], known: list[str], field: str) -> list[str]:
+    """A filter's values, or a 400 naming the ones that match nothing (a typo is not an empty queue)."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise actions.ActionError(f"unknown {field} {', '.join(map(repr, unknown))}; one of {', '.join(known)}",
+                                  field=field)
+    return values
 
 
 def _text_query(q: str) -> Q:
@@ -212,12 +227,15 @@ def get_case(request: HttpRequest, ref: str) -> s.CaseDetailOut:
 @router.get("/{ref}/events", response=list[s.EventOut], summary="The case's events, oldest first")
 def list_events(request: HttpRequest, ref: str) -> list[s.EventOut]:
     case = _get(request, ref)
+    _audit(request, "api_view", case, "events")
     return [s.EventOut.from_event(e) for e in case.events.all()]
 
 
 @router.get("/{ref}/messages", response=list[s.MessageOut], summary="The case's messages, oldest first")
 def list_messages(request: HttpRequest, ref: str) -> list[Message]:
-    return list(_get(request, ref).messages.all())
+    case = _get(request, ref)
+    _audit(request, "api_view", case, "messages")
+    return list(case.messages.all())
 
 
 def _act(request: HttpRequest, ref: str, payload: s.Versioned, permission: str,
@@ -260,7 +278,7 @@ def record_message(request: HttpRequest, ref: str, payload: s.InboundMessageIn) 
             enqueue_case(c)  # what it supplies fills the checklist, as a reply by mail does
         return event
 
-    return _act(request, ref, payload, "comment", run)
+    return _act(request, ref, payload, "work", run)
 
 
 @router.post("/{ref}/fields", response=s.CaseDetailOut, summary="Record fields")
@@ -311,6 +329,11 @@ def send(request: HttpRequest, ref: str, payload: s.SendIn) -> s.CaseDetailOut:
             message = Message.objects.filter(pk=payload.draft_id, case=c).first()
             if message is None:
                 raise actions.ActionError("no such draft on this case", field="draft_id")
+            # The request type's approval policy binds the API as it binds the web app (four eyes).
+            if message.status == Message.Status.DRAFT and not may_approve(c, _staff(request), message):
+                raise HttpError(403, "someone other than its author approves this draft")
+        elif second_person(c):
+            raise HttpError(403, "replies of this request type need a second person's approval: post a draft")
         return actions.approve_and_send(c, a, message=message, subject=payload.subject, body=payload.body)
 
     return _act(request, ref, payload, "approve", run)

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import EmailStr, Field
+from pydantic import AwareDatetime, EmailStr, Field
 
 from closeloop.cases.models import Case, Event
 
@@ -158,7 +158,7 @@ class InboundMessageIn(Versioned):
     sender: str = Field("", max_length=300)
     subject: str = Field("", max_length=300)
     body: str = Field(..., max_length=100_000)
-    channel: str = "api"
+    channel: str = Field("api", max_length=20)
     from_requester: bool = True
 
 
@@ -173,7 +173,7 @@ class RequestInfoIn(Versioned):
 
 class WaitIn(Versioned):
     party: Literal["requester", "specialist", "external"]
-    until: datetime
+    until: AwareDatetime = Field(..., description="With its zone: 2026-03-02T09:00:00-05:00 or …Z")
     reason: str = ""
 
 
@@ -198,7 +198,7 @@ class SendIn(Versioned):
 
 
 class SnoozeIn(Versioned):
-    until: datetime
+    until: AwareDatetime = Field(..., description="With its zone: 2026-03-02T09:00:00-05:00 or …Z")
     reason: str = Field(..., min_length=1)
 
 

@@ -99,3 +99,8 @@ def test_after_the_dashboard_the_api_answers_from_the_same_report(history, djang
         for url, body in cold.items():
             with django_assert_max_num_queries(8):  # session, user, staff, the key's three, the drill's cases
                 assert client.get(f"/api/analytics{url}").json() == body, url
+
+
+def test_dates_at_the_end_of_the_calendar_are_refused_not_a_500(history):
+    r = _get(history, "/summary?start=9999-12-30&end=9999-12-31")
+    assert r.status_code == 400 and "9999" in r.json()["detail"]
