@@ -24,6 +24,7 @@ from .metrics import exposition
 from .tables import Table
 
 LOCAL = frozenset({"127.0.0.1", "::1"})
+PROXIED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")  # headers a reverse proxy adds
 
 
 class BadScope(ValueError):
@@ -152,9 +153,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return HttpResponse("a valid bearer token is required\n", status=401, content_type="text/plain")
-    elif request.META.get("REMOTE_ADDR") not in LOCAL:
-        return HttpResponse("metrics are served to localhost only; set CLOSELOOP_METRICS_TOKEN\n", status=403,
-                            content_type="text/plain")
+    elif request.META.get("REMOTE_ADDR") not in LOCAL or any(h in request.headers for h in PROXIED):
+        # a reverse proxy on this host makes every visitor's request arrive from localhost
+        return HttpResponse("metrics are served to localhost only, not through a proxy; "
+                            "set CLOSELOOP_METRICS_TOKEN\n", status=403, content_type="text/plain")
     return HttpResponse(exposition(timezone.now()), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -91,6 +91,8 @@ def test_metrics_count_a_mailbox_that_cannot_connect(history):
 
 def test_metrics_refuse_strangers_and_want_the_token_when_one_is_set(history, settings):
     assert Client(REMOTE_ADDR="10.0.0.9").get("/analytics/metrics").status_code == 403
+    for header in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP"):  # a proxy on this host
+        assert Client(REMOTE_ADDR="127.0.0.1", **{header: "203.0.113.9"}).get("/analytics/metrics").status_code == 403
     settings.CLOSELOOP_METRICS_TOKEN = "s3cret"
     assert Client(REMOTE_ADDR="127.0.0.1").get("/analytics/metrics").status_code == 401
     ok = Client(REMOTE_ADDR="10.0.0.9").get("/analytics/metrics", headers={"Authorization": "Bearer s3cret"})
