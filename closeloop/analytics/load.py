@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from closeloop.cases.models import Case, Event, Staff, Team
 from closeloop.cases.stages import Stage
@@ -56,11 +57,10 @@ def warn_days() -> int:
 
 def flows(scope: Scope, days: int = 28) -> dict[int, Flow]:
     """Per team, the last `days` days (today included) of arrivals, completions and backlog."""
-    today = scope.now.date()
+    today = timezone.localtime(scope.now).date()  # days on the office's clock, as TruncDate groups them
     span = [today - timedelta(days=days - 1 - i) for i in range(days)]
     visible = scope.visible()
-    counts = (Event.objects.filter(case__in=visible, at__gte=datetime.combine(span[0], datetime.min.time(),
-                                                                               tzinfo=scope.now.tzinfo),
+    counts = (Event.objects.filter(case__in=visible, at__gte=timezone.make_aware(datetime.combine(span[0], time.min)),
                                    at__lte=scope.now)
               .filter(ARRIVING | COMPLETING).annotate(day=TruncDate("at"))
               .values("case__team_id", "day")

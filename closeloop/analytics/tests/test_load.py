@@ -61,3 +61,23 @@ def test_it_sets_work_owed_against_capacity(history):
 def test_flow_days_follow_the_clock_not_the_calendar_month(history):
     assert flows(_scope(history, now=T0 + timedelta(days=40)), days=3)[history.practice.teams["intake"].pk].backlog \
         == [1, 1, 1]
+
+
+def test_days_are_the_offices_days_not_utcs(practice):
+    """20:00 in New York is 01:00 UTC the next day: an arrival then belongs to today's row on the office's
+    clock, and the last row is today, not tomorrow (empty)."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    ny = ZoneInfo("America/New_York")
+    evening = datetime(2026, 3, 9, 20, 0, tzinfo=ny)
+    actions.open_case(actor=actions.Actor.system(), subject="x", request_type=practice.types["billing"],
+                      requester=Party.objects.create(name="P", email="p@example.com"), now=evening)
+    now = (evening + timedelta(minutes=30)).astimezone(ZoneInfo("UTC"))  # as timezone.now() gives it
+    with timezone.override(ny):
+        billing = flows(Scope(practice.supervisor, now - timedelta(days=28), now, now), days=2)[
+            practice.teams["billing"].pk]
+    assert billing.days == [date(2026, 3, 8), date(2026, 3, 9)]
+    assert billing.arrivals == [0, 1] and billing.backlog == [0, 1]
