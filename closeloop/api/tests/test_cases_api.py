@@ -11,19 +11,9 @@ from django.utils import timezone
 from closeloop.cases.models import AuditEntry, Case
 from closeloop.cases.tokens import create_token
 
+from .conftest import api
+
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def token(practice):
-    return create_token(practice.coordinator, "ehr")
-
-
-def api(client: Client, token: str, method: str, path: str, body: dict | None = None):
-    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    if body is not None:
-        kwargs.update(data=json.dumps(body, default=str), content_type="application/json")
-    return getattr(client, method)(f"/api{path}", **kwargs)
 
 
 REFERRAL = {

@@ -3,13 +3,13 @@ input that must get a clear 4xx (never a 500) and lose nothing, and the audit tr
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.test import Client
 
 from closeloop.cases.models import Case, Message
 from closeloop.cases.tokens import create_token
+
+from .conftest import api
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +20,6 @@ REFERRAL = {"subject": "Referral: right knee", "body": "Please see Maria Gonzale
 @pytest.fixture
 def client():
     return Client(raise_request_exception=False)
-
-
-@pytest.fixture
-def token(practice):
-    return create_token(practice.coordinator, "ehr")
-
-
-def api(client: Client, token: str, method: str, path: str, body: dict | None = None):
-    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    if body is not None:
-        kwargs.update(data=json.dumps(body, default=str), content_type="application/json")
-    return getattr(client, method)(f"/api{path}", **kwargs)
 
 
 def test_four_eyes_replies_cannot_be_sent_or_self_approved_through_the_api(client, token, practice):
