@@ -571,7 +571,7 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
 def _escalation_target(case: Case) -> Staff | None:
     team = case.team
     lead = team.lead if team and team.lead_id and team.lead_id != case.owner_id else None
-    if lead is not None and lead.is_active and lead.role != Role.SPECIALIST:
+    if lead is not None and lead.can_own_cases:
         return lead
     supervisors = Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).order_by("id")
     if case.owner_id is not None:

@@ -71,6 +71,12 @@ class Staff(models.Model):
     def display_name(self) -> str:
         return self.user.get_full_name() or self.user.get_username()
 
+    @property
+    def can_own_cases(self) -> bool:
+        """Active and not a specialist: specialists are briefed on cases but may not assign, ask, reply or
+        close them, so a case they owned would stall."""
+        return self.is_active and self.role != Role.SPECIALIST
+
 
 class Organisation(models.Model):
     name = models.CharField(max_length=200)

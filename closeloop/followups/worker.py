@@ -332,7 +332,7 @@ def _chain_target(case: Case, step: str, now: datetime) -> Staff | None:
     if step == "team_lead" and case.team and case.team.lead_id:
         people.append(case.team.lead)  # type: ignore[arg-type]
     people += Staff.objects.filter(role=Role.SUPERVISOR).order_by("id")
-    fit = [p for p in people if p.is_active and p.role != Role.SPECIALIST and p.pk != case.owner_id]
+    fit = [p for p in people if p.can_own_cases and p.pk != case.owner_id]
     return next(iter(on_duty(fit, now)), None)
 
 
