@@ -95,7 +95,6 @@ def _template(db: str, base_url: str, cases: int, fraction: float, spread: float
     from django.db import connection
     from django.utils import timezone
 
-    from closeloop.analytics.ledger import rebuild_all
     from closeloop.cases.demo import seed
     from closeloop.cases.models import RequestType
     from closeloop.followups.fill import fill
@@ -115,11 +114,45 @@ def _template(db: str, base_url: str, cases: int, fraction: float, spread: float
     # A live database has every case's analytics ledger and facts row, kept as its events were written; the
     # bulk fill bypassed that, so measure them now. Otherwise each worker would re-measure the cases it
     # chases (or all N, in analytics.ledger.remeasure), which is not follow-up work.
-    rebuild_all()
+    _measure(db)
     if db == "postgres":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
     return url, due
+
+
+def _measure_chunk(ids: list[int]) -> int:
+    from django.db import connections
+
+    from closeloop.analytics.ledger import rebuild_cases
+
+    try:
+        return rebuild_cases(ids)
+    finally:
+        connections.close_all()
+
+
+def _measure(db: str) -> None:
+    """`analytics.ledger.rebuild_all`, in one process per core on PostgreSQL (each chunk of cases is
+    measured on its own), so a million-case template fills in minutes on a machine with many cores."""
+    import multiprocessing
+
+    from django.db import connections
+
+    from closeloop.analytics.ledger import fingerprint, rebuild_all
+    from closeloop.analytics.models import LedgerState
+    from closeloop.cases.models import Case
+
+    procs = min(os.cpu_count() or 1, 12)
+    if db != "postgres" or procs < 3:
+        rebuild_all()
+        return
+    ids = list(Case.objects.order_by("pk").values_list("pk", flat=True))
+    chunks = [ids[k * len(ids) // procs:(k + 1) * len(ids) // procs] for k in range(procs)]
+    connections.close_all()  # each forked process opens its own
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pool.map(_measure_chunk, chunks)
+    LedgerState.objects.update_or_create(pk=1, defaults={"fingerprint": fingerprint(), "remeasured_through": None})
 
 
 def _fresh(db: str, template_url: str, n: int) -> str:
@@ -169,8 +202,9 @@ def _cpu(who: int) -> float:
 
 
 def _start(url: str, smtp_port: int, batch: int, idle_exit: float = 3.0) -> subprocess.Popen[str]:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": path}
     command = [sys.executable, "-m", "closeloop.followups.loop", "--idle-exit", str(idle_exit), "--batch", str(batch)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
@@ -344,8 +378,13 @@ def main() -> int:
         started = time.monotonic()
         template_url, template_due = _template(args.db, base_url, args.cases, args.due_fraction, args.spread)
         fill_s = round(time.monotonic() - started, 1)
-        rows = [run(args.db, template_url, template_due, i, w, args.batch, args.kill_every if w > 1 or len(counts) == 1
-                    else 0.0, args.warmup, cluster, args.smtp_delay_ms) for i, w in enumerate(counts)]
+        print(f"filled {args.cases} cases in {fill_s} s", file=sys.stderr, flush=True)
+        rows = []
+        for i, w in enumerate(counts):
+            rows.append(run(args.db, template_url, template_due, i, w, args.batch,
+                            args.kill_every if w > 1 or len(counts) == 1 else 0.0, args.warmup, cluster,
+                            args.smtp_delay_ms))
+            print(f"run: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # kept if a later run is cut off
     finally:
         if cluster is not None:
             from django.db import connections
