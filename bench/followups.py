@@ -33,6 +33,7 @@ The teams work on an always-open calendar so the figures do not depend on the ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -251,6 +252,41 @@ def _run_workers(url: str, smtp_port: int, workers: int, batch: int, kill_every:
     return kills, peaks, work_cpu
 
 
+class _WaitSampler:
+    """With --sample-waits: what the run's PostgreSQL backends are doing, sampled every 100 ms from
+    pg_stat_activity (state, and wait event when active; `active:cpu` = running), to tell waiting on
+    locks from waiting on the workers."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url, self.counts, self.samples = url, Counter[str](), 0
+        self.stop, self.thread = threading.Event(), threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            while not self.stop.wait(0.1):
+                rows = conn.execute("SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+                self.samples += 1
+                for state, kind, event in rows:
+                    self.counts[f"{state}:{kind or 'cpu'}:{event or ''}" if state == "active" else str(state)] += 1
+
+    def __enter__(self) -> _WaitSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def summary(self) -> dict[str, float]:
+        """Average number of backends in each state per sample, most first."""
+        return {k: round(v / max(self.samples, 1), 2) for k, v in self.counts.most_common(8)}
+
+
 def _smtp_server(delay_ms: float) -> Any:
     """The recording aiosmtpd server; with `delay_ms` it takes that long to accept each message, as a
     real MTA does while it writes its queue file."""
@@ -271,7 +307,8 @@ def _smtp_server(delay_ms: float) -> Any:
 
 
 def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, workers: int, batch: int,
-        kill_every: float, warmup: float = 0.0, cluster: Any = None, smtp_delay_ms: float = 0.0) -> dict[str, Any]:
+        kill_every: float, warmup: float = 0.0, cluster: Any = None, smtp_delay_ms: float = 0.0,
+        sample_waits: bool = False) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Count, Max, Min
     from django.utils import timezone
@@ -284,7 +321,8 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
     url = _fresh(db, template_url, n)
     due = _shift_due(template_due, warmup)
     load = os.getloadavg()
-    with _smtp_server(smtp_delay_ms) as smtp:
+    sampler = _WaitSampler(url) if sample_waits and db == "postgres" else contextlib.nullcontext()
+    with _smtp_server(smtp_delay_ms) as smtp, sampler:
         wall, own, children, pg = time.monotonic(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), \
             _pg_cpu_seconds(cluster)
         kills, peaks, work_cpu = _run_workers(url, smtp.port, workers, batch, kill_every, 3.0 + warmup)
@@ -341,6 +379,7 @@ def run(db: str, template_url: str, template_due: dict[int, datetime], n: int, w
         "p50_delay_s": round(statistics.median(delays), 2) if delays else None,
         "p99_delay_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 2) if delays else None,
         "peak_rss_mib_per_worker": max(peaks) if peaks else None,
+        **({"pg_backends": sampler.summary()} if isinstance(sampler, _WaitSampler) else {}),
     }
 
 
@@ -372,6 +411,8 @@ def main() -> int:
     parser.add_argument("--baseline-rate", type=float, default=0.0,
                         help="skip the 1-worker run and compute the speed-up against this rate (follow-ups/s of "
                              "one worker measured earlier on the same machine), where one command has too little time")
+    parser.add_argument("--sample-waits", action="store_true",
+                        help="PostgreSQL: sample what the run's backends wait on (pg_stat_activity)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = sorted({*([] if args.baseline_rate else [1]), *(int(w) for w in str(args.workers).split(","))})
@@ -387,7 +428,7 @@ def main() -> int:
         for i, w in enumerate(counts):
             rows.append(run(args.db, template_url, template_due, i, w, args.batch,
                             args.kill_every if w > 1 or len(counts) == 1 else 0.0, args.warmup, cluster,
-                            args.smtp_delay_ms))
+                            args.smtp_delay_ms, args.sample_waits))
             print(f"run: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # kept if a later run is cut off
     finally:
         if cluster is not None:
