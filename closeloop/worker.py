@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.apps import apps
 from django.conf import settings
@@ -46,15 +46,25 @@ def run_once(batch: int = 100) -> int:
 
     On PostgreSQL the jobs named in `CLOSELOOP_WORKER_ALONGSIDE` (the outbox: it mostly waits on
     the SMTP server) run in one long-lived helper thread, on its own database connection, while
-    the others run here; the round ends when both are done. Jobs claim their rows by
-    compare-and-set, so running them side by side is what two worker processes do anyway. Inside
-    a transaction (a test's) every job runs here: another connection would not see its rows.
+    the others run here. The chasers do not wait for a slow mail server: while the helper's round
+    is still going, a round that found work here ends without it (its count joins a later round),
+    and the helper starts its next round once the last is done; a round that found nothing here
+    waits for the helper, so an idle worker never spins. Jobs claim their rows by compare-and-set,
+    so running them side by side is what two worker processes do anyway. Inside a transaction (a
+    test's) every job runs here: another connection would not see its rows.
     """
+    global _pending
     found = jobs()
     beside = [job for job in found if job[0] in settings.CLOSELOOP_WORKER_ALONGSIDE] if _may_overlap() else []
-    pending = _helper().submit(_run_jobs, beside, batch, True) if beside else None
+    finished = 0
+    if beside and (_pending is None or _pending.done()):
+        finished = _pending.result() if _pending is not None else 0
+        _pending = _helper().submit(_run_jobs, beside, batch, True)
     done = _run_jobs([job for job in found if job not in beside], batch)
-    return done + (pending.result() if pending is not None else 0)
+    if _pending is not None and (not done or not beside):
+        finished += _pending.result()
+        _pending = None
+    return done + finished
 
 
 def _run_jobs(found: list[tuple[str, Callable[..., object]]], batch: int, helper: bool = False) -> int:
@@ -75,6 +85,7 @@ def _may_overlap() -> bool:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pending: Future[int] | None = None  # the helper's round in progress
 
 
 def _helper() -> ThreadPoolExecutor:
@@ -87,9 +98,10 @@ def _helper() -> ThreadPoolExecutor:
 
 def stop_helper() -> None:
     """Close the helper thread's database connection and end the thread (the worker stops, a test ends)."""
-    global _pool
+    global _pool, _pending
+    _pending = None
     if _pool is not None:
-        _pool.submit(connections.close_all).result()
+        _pool.submit(connections.close_all).result()  # after the round in progress
         _pool.shutdown()
         _pool = None
 
