@@ -61,10 +61,16 @@ def run_once(batch: int = 100) -> int:
         finished = _pending.result() if _pending is not None else 0
         _pending = _helper().submit(_run_jobs, beside, batch, True)
     done = _run_jobs([job for job in found if job not in beside], batch)
-    if _pending is not None and (not done or not beside):
-        finished += _pending.result()
-        _pending = None
+    if not done or not beside:
+        finished += finish_round()
     return done + finished
+
+
+def finish_round() -> int:
+    """Wait for the helper's round in progress (if any); returns the items it handled."""
+    global _pending
+    finished, _pending = (_pending.result() if _pending is not None else 0), None
+    return finished
 
 
 def _run_jobs(found: list[tuple[str, Callable[..., object]]], batch: int, helper: bool = False) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from closeloop.worker import run_forever, run_once
+from closeloop.worker import finish_round, run_forever, run_once, stop_helper
 
 
 class Command(BaseCommand):
@@ -19,7 +19,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
-            self.stdout.write(f"handled {run_once()} item(s)")
+            try:
+                handled = run_once() + finish_round()
+            finally:
+                stop_helper()
+            self.stdout.write(f"handled {handled} item(s)")
             return
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
