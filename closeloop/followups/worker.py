@@ -30,11 +30,11 @@ from django.utils import timezone
 
 from closeloop.cases import actions
 from closeloop.cases.deadlines import cadence_days, policy
-from closeloop.cases.models import Case, Event, Role, Staff
+from closeloop.cases.models import Case, Event, Staff
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
 from . import noise
-from .assignment import on_duty, pick_owner, stale_owner
+from .assignment import chain_target, on_duty, pick_owner, stale_owner
 from .calendar import calendar_for_team
 from .clocks import Clock, sla_status
 from .models import Reminder
@@ -326,14 +326,7 @@ def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
 
 
 def _chain_target(case: Case, step: str, now: datetime) -> Staff | None:
-    """Who takes the case at this step of the chain: the team lead, else (or for "supervisor") the first
-    supervisor. Never the owner, and never someone who cannot take it now: inactive, a specialist, on leave."""
-    people: list[Staff] = []
-    if step == "team_lead" and case.team and case.team.lead_id:
-        people.append(case.team.lead)  # type: ignore[arg-type]
-    people += Staff.objects.filter(role=Role.SUPERVISOR).order_by("id")
-    fit = [p for p in people if p.can_own_cases and p.pk != case.owner_id]
-    return next(iter(on_duty(fit, now)), None)
+    return chain_target(case, step, now)
 
 
 def _reassign(case: Case, owner: Staff, now: datetime) -> str:

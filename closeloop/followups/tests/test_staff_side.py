@@ -1,0 +1,52 @@
+"""Escalation by hand and staff digests: who hears of a case, and that nobody is silently left out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from closeloop.cases import actions
+from closeloop.cases.invariant import problems
+from closeloop.cases.models import Party
+from closeloop.followups.models import Leave
+
+from .conftest import ny
+
+pytestmark = pytest.mark.django_db
+MONDAY = ny(2026, 3, 2, 10)
+
+
+def _case(practice, owner=None):
+    requester = Party.objects.create(name="Maria Gonzalez", email="maria@example.com")
+    return actions.open_case(actor=actions.Actor.system(), subject="Knee pain referral", body="Please see Maria.",
+                             request_type=practice.types["referral"], requester=requester, now=MONDAY, owner=owner)
+
+
+def _away(staff, now=MONDAY):
+    Leave.objects.create(staff=staff, starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=14))
+
+
+def test_escalating_by_hand_passes_over_a_team_lead_on_leave(practice):
+    """The chain's last fallback (`escalate` with no one named, the case page's button) handed the case to a
+    lead on holiday; it now follows the worker's rule: someone who can own cases and is not on leave."""
+    _away(practice.staff["jordan"])  # the intake team's lead
+    case = _case(practice, owner=practice.coordinator)
+    actions.escalate(case, actions.Actor.of(practice.coordinator), reason="stuck", now=MONDAY)
+    assert case.owner == practice.supervisor and case.escalation_level == 1 and problems(case) == []
+
+
+def test_escalating_by_hand_when_everyone_above_is_away_leaves_the_case_with_its_owner(practice):
+    _away(practice.staff["jordan"])
+    _away(practice.supervisor)
+    case = _case(practice, owner=practice.coordinator)
+    event = actions.escalate(case, actions.Actor.of(practice.coordinator), reason="stuck", now=MONDAY)
+    assert case.owner == practice.coordinator and event.data["to"] is None and problems(case) == []
+
+
+def test_escalating_by_hand_reaches_a_lead_whose_leave_is_over(practice):
+    Leave.objects.create(staff=practice.staff["jordan"], starts_at=MONDAY - timedelta(days=14),
+                         ends_at=MONDAY - timedelta(days=1))
+    case = _case(practice, owner=practice.coordinator)
+    actions.escalate(case, actions.Actor.of(practice.coordinator), reason="stuck", now=MONDAY)
+    assert case.owner == practice.staff["jordan"]
