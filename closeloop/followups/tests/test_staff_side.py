@@ -9,7 +9,9 @@ import pytest
 from closeloop.cases import actions
 from closeloop.cases.invariant import problems
 from closeloop.cases.models import Party
-from closeloop.followups.models import Leave
+from closeloop.followups.digest import send_digests
+from closeloop.followups.models import Leave, Reminder
+from closeloop.outbound.models import OutboxMessage
 
 from .conftest import ny
 
@@ -50,3 +52,31 @@ def test_escalating_by_hand_reaches_a_lead_whose_leave_is_over(practice):
     case = _case(practice, owner=practice.coordinator)
     actions.escalate(case, actions.Actor.of(practice.coordinator), reason="stuck", now=MONDAY)
     assert case.owner == practice.staff["jordan"]
+
+
+def _owe(staff, case, at, text="CL owes an answer"):
+    return Reminder.objects.create(staff=staff, case=case, kind="owner_reminded", text=text, urgency_at=at,
+                                   created_at=at)
+
+
+def test_every_due_person_gets_a_digest_in_the_round_however_many_were_digested_this_period(practice):
+    """The job took the first `limit` people with pending reminders, counting people already digested this
+    period (new reminders since): with more of those than the limit, everyone after them waited a period."""
+    case = _case(practice)
+    people = sorted(practice.staff.values(), key=lambda s: s.pk)
+    early, late = people[:3], people[3:]
+    at = ny(2026, 3, 2, 16, 31)
+    for person in early:
+        _owe(person, case, at)
+    assert send_digests(now=at) == 3
+    for person in early:  # reminded again within the same period: their next digest is next period's
+        _owe(person, case, at)
+    for person in late:
+        _owe(person, case, at)
+    assert send_digests(limit=2, now=at) == 2 and send_digests(limit=2, now=at) == 2
+    digested = {row.to[0] for row in OutboxMessage.objects.filter(purpose="digest")}
+    assert digested == {p.user.email for p in people[:7]}
+    assert send_digests(limit=2, now=at) == 0
+    assert Reminder.objects.filter(digest_key="").count() == 3  # the early three's second reminders wait
+    next_period = at + timedelta(minutes=60)
+    assert send_digests(limit=100, now=next_period) == 3
