@@ -21,6 +21,7 @@ from closeloop.cases.models import Staff
 from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.outbox import enqueue
 
+from .assignment import chain_target
 from .calendar import calendar_for_team
 from .models import Reminder
 
@@ -57,6 +58,7 @@ def _send_one(staff_id: int, key: str, now: datetime) -> int:
             return 0
         items = list(Reminder.objects.filter(digest_key=key).select_related("case").order_by("urgency_at", "id"))
         if not staff.user.email:
+            _pass_on(staff, items, now)
             return 0
         lines = [f"- {r.text} (due {_local(r):%a %d %b %H:%M %Z})" for r in items]
         enqueue(case=None, purpose="digest", to=[staff.user.email], key=key, now=now,
@@ -64,6 +66,23 @@ def _send_one(staff_id: int, key: str, now: datetime) -> int:
                 body=f"Hello {staff.display_name},\n\nWhat you owe, most urgent first:\n" + "\n".join(lines)
                 + f"\n\nOpen your queue: {settings.SITE_URL}/\n")
     return 1
+
+
+def _pass_on(staff: Staff, items: list[Reminder], now: datetime) -> None:
+    """Nobody can be mailed at a blank address: say so on each case, and remind the next who can act (the
+    team lead, then a supervisor, as for someone on leave) in their own digest."""
+    from closeloop.cases.actions import Actor, record_event
+
+    from .worker import reminder_passed_on
+
+    for reminder in items:
+        instead = chain_target(reminder.case, "team_lead", now, by_email=True)
+        if instead is not None:
+            Reminder.objects.create(staff=instead, case=reminder.case, kind=reminder.kind, text=reminder.text,
+                                    urgency_at=reminder.urgency_at, created_at=now)
+        record_event(reminder.case, Actor.system("follow-ups"), "reminder_undelivered", {
+            "to": staff.pk, "instead": instead.pk if instead else None, "text": reminder.text,
+            "message": reminder_passed_on(staff, instead)}, now=now)
 
 
 def _local(reminder: Reminder) -> datetime:

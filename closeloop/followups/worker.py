@@ -288,7 +288,10 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     if crossed is not None:
         clock, fraction = crossed
         data = {"target": clock.target, "fraction": fraction, "remaining_seconds": round(clock.remaining_seconds)}
-    who = _to_remind(case, now)
+    who, unreachable = _to_remind(case, now)
+    if unreachable:  # shown on the timeline: the person the case is with was not told
+        data["unreachable"] = [p.pk for p in unreachable]
+        data["message"] = reminder_passed_on(unreachable[0], who)
     with transaction.atomic():
         if who is not None and who == case.specialist and case.waiting_on == WaitingOn.SPECIALIST:
             event = actions.remind_specialist(case, SYSTEM, due=due, data=data, now=now)
@@ -300,12 +303,21 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     return event.kind
 
 
-def _to_remind(case: Case, now: datetime) -> Staff | None:
+def reminder_passed_on(missed: Staff, instead: Staff | None) -> str:
+    told = f"{instead} was reminded instead" if instead is not None else (
+        "nobody who can act could be reminded (on leave, inactive or without an email address)")
+    return f"{missed} has no email address, so no reminder could reach them; {told}"
+
+
+def _to_remind(case: Case, now: datetime) -> tuple[Staff | None, list[Staff]]:
     """Who hears of it: the specialist a case waits on, else the owner; someone inactive or on leave is
-    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor)."""
+    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor),
+    and so is someone with no email address (returned second: the reminder could not reach them)."""
     first = [case.specialist] if case.waiting_on == WaitingOn.SPECIALIST else []
-    people = [p for p in [*first, case.owner] if p is not None and p.is_active]
-    return next(iter(on_duty(people, now)), None) or _chain_target(case, "team_lead", now)
+    people = on_duty([p for p in [*first, case.owner] if p is not None and p.is_active], now)
+    unreachable = [p for p in people if not p.user.email]
+    reachable = [p for p in people if p.user.email]
+    return next(iter(reachable), None) or chain_target(case, "team_lead", now, by_email=True), unreachable
 
 
 def _reminder_text(case: Case, data: dict[str, object]) -> str:

@@ -8,9 +8,10 @@ import pytest
 
 from closeloop.cases import actions
 from closeloop.cases.invariant import problems
-from closeloop.cases.models import Party
+from closeloop.cases.models import Case, Event, Party
 from closeloop.followups.digest import send_digests
 from closeloop.followups.models import Leave, Reminder
+from closeloop.followups.worker import run_due
 from closeloop.outbound.models import OutboxMessage
 
 from .conftest import ny
@@ -80,3 +81,55 @@ def test_every_due_person_gets_a_digest_in_the_round_however_many_were_digested_
     assert Reminder.objects.filter(digest_key="").count() == 3  # the early three's second reminders wait
     next_period = at + timedelta(minutes=60)
     assert send_digests(limit=100, now=next_period) == 3
+
+
+def _no_email(staff):
+    staff.user.email = ""
+    staff.user.save(update_fields=["email"])
+
+
+def test_an_owner_without_an_email_address_is_not_reminded_into_the_void_the_team_lead_is(practice, office):
+    """Reminders reach people by their digest; a blank address made the reminder vanish. The next who can act
+    (the team lead) is reminded instead, and the case's timeline says why."""
+    _no_email(practice.coordinator)
+    case = _case(practice, owner=practice.coordinator)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 2, 14, 1))
+    run_due(now=ny(2026, 3, 2, 14, 1))  # half of the first response target used
+    event = Event.objects.filter(case=case).last()
+    jordan = practice.staff["jordan"]
+    assert event.kind == "owner_reminded" and event.data["to"] == jordan.pk
+    assert event.data["unreachable"] == [practice.coordinator.pk] and "no email address" in event.data["message"]
+    assert list(Reminder.objects.filter(case=case).values_list("staff", flat=True)) == [jordan.pk]
+    case.refresh_from_db()
+    assert case.owner == practice.coordinator and problems(case) == []
+
+
+def test_a_digest_for_someone_whose_address_was_removed_is_passed_on_and_shown_on_the_case(practice, office):
+    """The reminders of someone with no email address were marked digested with no event: never told, and
+    nobody knew. Each case now records `reminder_undelivered` and the next who can act gets the reminder."""
+    riley = practice.staff["riley"]
+    case = _case(practice, owner=riley)
+    at = ny(2026, 3, 2, 16, 31)
+    _owe(riley, case, at, text=f"{case.reference}: 50% of the first response target used")
+    _no_email(riley)
+    assert sum(send_digests(now=at) for _ in range(2)) == 1  # passed on to the lead, whose digest carries it
+    event = Event.objects.get(case=case, kind="reminder_undelivered")
+    jordan = practice.staff["jordan"]
+    assert event.data["to"] == riley.pk and event.data["instead"] == jordan.pk
+    assert "no email address" in event.data["message"]
+    [digest] = OutboxMessage.objects.filter(purpose="digest")
+    assert digest.to == [jordan.user.email] and case.reference in digest.body
+    assert not Reminder.objects.filter(digest_key="").exists()
+    assert send_digests(now=at) == 0 and len(OutboxMessage.objects.filter(purpose="digest")) == 1
+
+
+def test_when_nobody_who_can_act_has_an_address_the_case_says_so(practice, office):
+    riley = practice.staff["riley"]
+    case = _case(practice, owner=riley)
+    for person in (riley, practice.staff["jordan"], practice.supervisor):
+        _no_email(person)
+    _owe(riley, case, ny(2026, 3, 2, 16, 31))
+    assert send_digests(now=ny(2026, 3, 2, 16, 31)) == 0
+    event = Event.objects.get(case=case, kind="reminder_undelivered")
+    assert event.data["instead"] is None and "nobody" in event.data["message"]
+    assert not Reminder.objects.filter(digest_key="").exists()
