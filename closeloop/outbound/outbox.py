@@ -13,6 +13,7 @@ Delivery loop (`deliver_due`):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import smtplib
@@ -28,6 +29,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import sanitize_address
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -325,6 +328,9 @@ def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], s
         for outcome in outcomes:
             if outcome is not None:
                 row, error = outcome
+                if isinstance(error, PartlyRefused):
+                    _partly_refused(row, error)
+                    error = None
                 if error is None:
                     since = since if accepted else time.monotonic()
                     accepted.append(row)
@@ -342,10 +348,36 @@ def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], s
     return sent
 
 
+class PartlyRefused(Exception):
+    """The server took the message for some recipients and refused the others ({address: (code, reply)})."""
+
+    def __init__(self, refused: dict[str, tuple[int, bytes]]) -> None:
+        super().__init__(", ".join(f"{address}: {code} {reply!r}" for address, (code, reply) in refused.items()))
+        self.refused = refused
+
+
+def _hand_over(email: EmailMessage, smtp: Any) -> dict[str, tuple[int, bytes]]:
+    """Send `email`; returns the recipients the server refused while it accepted the rest.
+
+    Django's SMTP backend drops that list (`sendmail`'s return value), so for it we make the same
+    call ourselves and keep it; any other backend is asked to send as usual."""
+    if not isinstance(smtp, SMTPBackend):
+        email.send()
+        return {}
+    smtp.open()  # a no-op while the session is open
+    encoding = email.encoding or settings.DEFAULT_CHARSET
+    recipients = [sanitize_address(address, encoding) for address in email.recipients()]
+    return smtp.connection.sendmail(sanitize_address(email.from_email, encoding), recipients,
+                                    email.message().as_bytes(linesep="\r\n")) or {}
+
+
 def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
-    """Hand one row to SMTP; None when the server accepted it, else what went wrong."""
+    """Hand one row to SMTP; None when the server accepted it, else what went wrong (`PartlyRefused`:
+    accepted, but not for everyone)."""
     try:
-        build_email(row, smtp).send()
+        refused = _hand_over(build_email(row, smtp), smtp)
+        if refused:
+            return PartlyRefused(refused)
     except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as exc:
         return exc
     except ValueError as exc:  # Django refuses the address or a header (BadHeaderError): it never will send it
@@ -407,6 +439,35 @@ def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
         due_at=now + timedelta(seconds=delay),
     )
     log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
+
+
+def _partly_refused(row: OutboxMessage, refused: PartlyRefused) -> None:
+    """Accepted for some, refused for others: the row is sent (its Message-ID went out), the refusal is kept on
+    it; a recipient refused for now gets a copy of its own, queued once (a stable key), and one refused for
+    good is named on the case, as a wholly refused message is."""
+    now = timezone.now()
+    later = sorted(a for a, (code, _) in refused.refused.items() if not 500 <= code < 600)
+    never = sorted(a for a in refused.refused if a not in later)
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=row.pk).update(last_error=f"recipients refused: {refused}")
+        if later:
+            copy = enqueue(case=row.case, purpose=row.purpose, to=later, subject=row.subject, body=row.body,
+                           headers=row.headers, thread=(row.in_reply_to, row.references), now=now,
+                           key=_copy_key(row, later))
+            OutboxMessage.objects.filter(pk=copy.pk, attempts=0).update(
+                due_at=now + timedelta(seconds=BACKOFF_BASE_SECONDS))
+        if never and row.case_id:
+            from closeloop.cases.actions import Actor, record_event
+
+            record_event(Case.objects.get(pk=row.case_id), Actor.system("outbox"), "mail_failed", {
+                "outbox": row.pk, "purpose": row.purpose, "to": never, "partial": True,
+                "error": "; ".join(f"{a}: {refused.refused[a][0]} {refused.refused[a][1]!r}" for a in never)}, now=now)
+    log.warning("outbox %s partly refused: %s", row.pk, refused)
+
+
+def _copy_key(row: OutboxMessage, to: list[str]) -> str:
+    digest = hashlib.sha256("\n".join([row.idempotency_key, *to]).encode()).hexdigest()[:16]
+    return f"{row.idempotency_key[:160]}:resend:{digest}"
 
 
 def _failed_on_case(row: OutboxMessage, error: str, now: datetime, *, refused: bool) -> None:
