@@ -365,10 +365,12 @@ def _hand_over(email: EmailMessage, smtp: Any) -> dict[str, tuple[int, bytes]]:
         email.send()
         return {}
     smtp.open()  # a no-op while the session is open
+    if smtp.connection is None:
+        raise smtplib.SMTPServerDisconnected("no SMTP session")
     encoding = email.encoding or settings.DEFAULT_CHARSET
     recipients = [sanitize_address(address, encoding) for address in email.recipients()]
-    return smtp.connection.sendmail(sanitize_address(email.from_email, encoding), recipients,
-                                    email.message().as_bytes(linesep="\r\n")) or {}
+    body = email.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]  # Django's SafeMIME takes it
+    return smtp.connection.sendmail(sanitize_address(email.from_email, encoding), recipients, body) or {}
 
 
 def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
