@@ -6,9 +6,11 @@ Delivery loop (`deliver_due`):
    another worker holds is skipped;
 2. hand them to SMTP with their fixed Message-IDs, over several sessions at once
    (`CLOSELOOP_OUTBOX_CONNECTIONS`);
-3. record accepted ones as sent in small bounded groups, or push `due_at` out with
-   exponential backoff; after MAX_ATTEMPTS, or on a permanent refusal (5xx), mark the row
-   failed and record a `mail_failed` event on the case.
+3. record accepted ones as sent in small bounded groups; a refusal or an error goes to
+   `retries.py`: retried with capped backoff while it may pass (4xx, our server down), failed
+   with a `mail_failed` event on the case when it cannot (5xx) or the retry time ran out;
+4. after a batch that sent something, re-queue what failed while our server was down; when
+   idle, now and then try one such message again to see whether the server answers.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ from django.utils import timezone
 from closeloop import bulk
 from closeloop.cases.models import Case, Message
 
+from . import retries
 from .models import OutboxMessage
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120
-BACKOFF_BASE_SECONDS = 30
+BACKOFF_BASE_SECONDS = retries.BACKOFF_BASE_SECONDS
 
 
 def new_message_id() -> str:
@@ -235,9 +237,18 @@ def deliver_due(limit: int = 100, now: datetime | None = None) -> int:
     rows or `CLOSELOOP_OUTBOX_MARK_MS` milliseconds, so a worker killed mid-batch resends at
     most `MARK_GROUP + 2 × CONNECTIONS` messages (`max_unrecorded()`), each with its fixed
     Message-ID; the rest of its claim is picked up by another worker when the claim runs out."""
-    rows = _claim(now or timezone.now(), limit)
+    now = now or timezone.now()
+    rows = _claim(now, limit)
     if not rows:
+        retries.probe_after_outage(now)
         return 0
+    sent = _deliver(rows)
+    if sent:
+        retries.requeue_after_outage(timezone.now())  # the server answers again: what failed while it was down goes
+    return sent
+
+
+def _deliver(rows: list[OutboxMessage]) -> int:
     lanes = min(settings.CLOSELOOP_OUTBOX_CONNECTIONS, len(rows))
     stop = threading.Event()
     if lanes == 1:
@@ -336,7 +347,7 @@ def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], s
                     accepted.append(row)
                     sent += 1
                 else:
-                    _failed_with(row, error)
+                    retries.failed_with(row, error)
             if accepted and (len(accepted) >= group or time.monotonic() - since >= wait):
                 _mark_sent(accepted, timezone.now())
                 accepted = []
@@ -391,19 +402,6 @@ def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
     return None
 
 
-def _failed_with(row: OutboxMessage, exc: Exception) -> None:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
-    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        # 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is "not now", as it is at DATA.
-        codes = [code for code, _ in exc.recipients.values()]
-        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=all(500 <= c < 600 for c in codes))
-    elif isinstance(exc, ValueError):
-        _failed(row, f"{type(exc).__name__}: {exc}", permanent=True)
-    else:
-        _failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
-
-
 def _mark_sent(rows: Sequence[OutboxMessage], now: datetime) -> None:
     """The rows and their conversation messages are sent: one statement on PostgreSQL (one
     round trip per group matters at hundreds a second), two in one transaction on SQLite."""
@@ -422,25 +420,6 @@ def _mark_sent(rows: Sequence[OutboxMessage], now: datetime) -> None:
             f"WHERE id = ANY(%s) RETURNING message_id) UPDATE {messages} SET status = %s "
             f"WHERE message_id IN (SELECT message_id FROM sent)",
             [OutboxMessage.Status.SENT.value, now, ids, Message.Status.SENT.value])
-
-
-def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
-    now = timezone.now()
-    if permanent or row.attempts >= MAX_ATTEMPTS:
-        with transaction.atomic():
-            OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.FAILED, last_error=error,
-                                                           claimed_until=None)
-            Message.objects.filter(message_id=row.message_id).update(status=Message.Status.FAILED)
-            if row.case_id:
-                _failed_on_case(row, error, now, refused=permanent)
-        log.warning("outbox %s failed permanently: %s", row.pk, error)
-        return
-    delay = BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1)
-    OutboxMessage.objects.filter(pk=row.pk).update(
-        status=OutboxMessage.Status.PENDING, last_error=error, claimed_until=None,
-        due_at=now + timedelta(seconds=delay),
-    )
-    log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
 
 
 def _partly_refused(row: OutboxMessage, refused: PartlyRefused) -> None:
@@ -470,19 +449,3 @@ def _partly_refused(row: OutboxMessage, refused: PartlyRefused) -> None:
 def _copy_key(row: OutboxMessage, to: list[str]) -> str:
     digest = hashlib.sha256("\n".join([row.idempotency_key, *to]).encode()).hexdigest()[:16]
     return f"{row.idempotency_key[:160]}:resend:{digest}"
-
-
-def _failed_on_case(row: OutboxMessage, error: str, now: datetime, *, refused: bool) -> None:
-    """Show the failure on the case; if the address was refused (5xx, not our own server out of retries)
-    and the case waits on the requester this mail was for, hand it back to the owner."""
-    from closeloop.cases.actions import Actor, record_event, requester_unreachable
-    from closeloop.cases.stages import Stage
-
-    case = Case.objects.select_related("requester").get(pk=row.case_id or 0)
-    actor = Actor.system("outbox")
-    record_event(case, actor, "mail_failed", {"outbox": row.pk, "purpose": row.purpose, "to": row.to,
-                                              "error": error}, now=now)
-    email = case.requester.email.lower() if case.requester else ""
-    to_requester = bool(email) and email in {address.lower() for address in row.to}
-    if refused and to_requester and case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED):
-        requester_unreachable(case, actor, error=error, now=now)
