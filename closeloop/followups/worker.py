@@ -348,7 +348,9 @@ def _reassign(case: Case, owner: Staff, now: datetime) -> str:
     with transaction.atomic():
         event = actions.assign(case, SYSTEM, owner=owner, reason="the owner did not act in time", now=now)
         recipients = [s.user.email for s in (previous, owner) if s is not None and s.user.email]
-        enqueue(case=case, purpose="reassigned", to=recipients, subject=f"Reassigned: {case.reference} {case.subject}",
-                body=f"{case.reference} moved from {previous} to {owner}: no action within the agreed time.",
-                now=now, key=f"{case.pk}:reassigned:{event.pk}")
+        if recipients:  # nobody with an address: the assigned event on the timeline is the record
+            enqueue(case=case, purpose="reassigned", to=recipients,
+                    subject=f"Reassigned: {case.reference} {case.subject}",
+                    body=f"{case.reference} moved from {previous} to {owner}: no action within the agreed time.",
+                    now=now, key=f"{case.pk}:reassigned:{event.pk}")
     return "reassigned"

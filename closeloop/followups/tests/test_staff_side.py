@@ -133,3 +133,19 @@ def test_when_nobody_who_can_act_has_an_address_the_case_says_so(practice, offic
     event = Event.objects.get(case=case, kind="reminder_undelivered")
     assert event.data["instead"] is None and "nobody" in event.data["message"]
     assert not Reminder.objects.filter(digest_key="").exists()
+
+
+def test_a_reassignment_between_two_people_without_addresses_queues_no_mail_to_nobody(practice, office):
+    """A notice with no recipient is not a message: before, it was queued (Django then 'sent' it to nobody;
+    with the refusals now kept, it would have read as a failed delivery)."""
+    rt = practice.types["referral"]
+    rt.policy = {**rt.policy, "reassign_after_hours": 2}
+    rt.save()
+    for person in practice.staff.values():
+        _no_email(person)
+    case = _case(practice, owner=practice.coordinator)
+    Case.objects.filter(pk=case.pk).update(next_due_at=ny(2026, 3, 2, 12, 30))
+    run_due(now=ny(2026, 3, 2, 12, 30))
+    case.refresh_from_db()
+    assert case.owner not in (None, practice.coordinator)
+    assert not OutboxMessage.objects.filter(case=case, purpose="reassigned").exists()
