@@ -304,3 +304,12 @@ CLOSELOOP_WORKER_ALONGSIDE = frozenset(
 FILE_UPLOAD_HANDLERS = ["closeloop.web.uploads.SizeLimitHandler",
                         "django.core.files.uploadhandler.MemoryFileUploadHandler",
                         "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+
+# ---- followups (outbox retries)
+# A message refused for now (4xx) or not taken because our own SMTP server is down is retried, with the
+# delay doubling from 30 s up to CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS, for CLOSELOOP_OUTBOX_RETRY_HOURS from
+# its first failure; its case shows a mail_delayed event after CLOSELOOP_OUTBOX_DELAY_NOTICE_MINUTES.
+# Bounded so the attempts counter (a small integer column) cannot overflow: at most 30 days, 2 minutes apart.
+CLOSELOOP_OUTBOX_RETRY_HOURS = min(max(1, envint("CLOSELOOP_OUTBOX_RETRY_HOURS", 72)), 720)
+CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS = max(120, envint("CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS", 900))
+CLOSELOOP_OUTBOX_DELAY_NOTICE_MINUTES = max(1, envint("CLOSELOOP_OUTBOX_DELAY_NOTICE_MINUTES", 60))

@@ -550,7 +550,7 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
     _check_owner(to, "to")
     now = _now(now)
     before = _snapshot(case)
-    target = to or _escalation_target(case)
+    target = to or _escalation_target(case, now)
     case.escalation_level += 1
     if case.priority in (Priority.LOW, Priority.NORMAL):
         case.priority = Priority.HIGH
@@ -568,15 +568,11 @@ def escalate(case: Case, actor: Actor, *, reason: str, to: Staff | None = None,
     }), now, then=mail)
 
 
-def _escalation_target(case: Case) -> Staff | None:
-    team = case.team
-    lead = team.lead if team and team.lead_id and team.lead_id != case.owner_id else None
-    if lead is not None and lead.can_own_cases:
-        return lead
-    supervisors = Staff.objects.filter(role=Role.SUPERVISOR, is_active=True).order_by("id")
-    if case.owner_id is not None:
-        supervisors = supervisors.exclude(pk=case.owner_id)
-    return supervisors.first()
+def _escalation_target(case: Case, now: datetime) -> Staff | None:
+    """The team lead, else the first supervisor, who can own cases and is not on leave (the worker's rule)."""
+    from closeloop.followups.assignment import chain_target
+
+    return chain_target(case, "team_lead", now)
 
 
 # ---------------------------------------------------------------- closing

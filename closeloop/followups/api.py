@@ -1,6 +1,6 @@
 """Follow-ups over HTTP (/api/followups/): what is due, snooze and wake, policies, calendars,
-the noise budget. Every read is scoped to the cases the caller may see (cases/access.py);
-changing a policy needs the `configure` permission (admins)."""
+the noise budget, mail that failed and its retry. Every read is scoped to the cases the caller
+may see (cases/access.py); changing a policy needs the `configure` permission (admins)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from pydantic import field_validator
 from closeloop.cases import actions
 from closeloop.cases.access import can, visible_cases
 from closeloop.cases.deadlines import DEFAULT_CADENCE_DAYS
-from closeloop.cases.models import Case, RequestType, Staff, Team, parse_reference
+from closeloop.cases.models import AuditEntry, Case, RequestType, Role, Staff, Team, parse_reference
 from closeloop.cases.stages import Stage
+from closeloop.outbound import retries
+from closeloop.outbound.models import OutboxMessage
 
 from . import noise
 from .calendar import DAY_NAMES, CalendarError, _minutes, calendar_for_team
@@ -324,3 +326,60 @@ def _cap_free(recipient: str, now: datetime, budget: noise.Budget) -> datetime:
     times = list(Sent.objects.filter(recipient=recipient, at__gt=now - timedelta(hours=24))
                  .order_by("-at").values_list("at", flat=True)[: budget.daily_cap])
     return times[-1] + timedelta(hours=24) if len(times) >= budget.daily_cap else now
+
+
+# ---------------------------------------------------------------- mail that did not go
+
+
+class FailedMailOut(Schema):
+    id: int
+    case: str | None
+    purpose: str
+    to: list[str]
+    subject: str
+    status: str
+    failure: str = Field(description="refused (5xx), deferred (4xx until the retry time ran out) or unreachable "
+                                     "(our SMTP server was down; sent again by itself when it answers).")
+    last_error: str
+    created_at: datetime
+    message_id: str
+
+
+def _mail_out(row: OutboxMessage) -> FailedMailOut:
+    return FailedMailOut(id=row.pk, case=row.case.reference if row.case else None, purpose=row.purpose, to=row.to,
+                         subject=row.subject, status=row.status, failure=row.failure, last_error=row.last_error,
+                         created_at=row.created_at, message_id=row.message_id)
+
+
+def _mail_rows(request: HttpRequest) -> Any:
+    """Outbox rows of cases the caller may see; rows with no case (staff digests) for supervisors and admins."""
+    staff = _staff(request)
+    rows = OutboxMessage.objects.select_related("case")
+    if staff.role in (Role.SUPERVISOR, Role.ADMIN):
+        return rows
+    return rows.filter(case__in=visible_cases(staff))
+
+
+@router.get("/mail/failed", response=list[FailedMailOut], summary="Mail that failed, newest first")
+def failed_mail(request: HttpRequest, case: str | None = None, limit: int = Query(100, ge=1, le=500)) -> Any:
+    _need(request, "work")
+    rows = _mail_rows(request).filter(status=OutboxMessage.Status.FAILED)
+    if case:
+        rows = rows.filter(case=_case(request, case))
+    return [_mail_out(row) for row in rows.order_by("-due_at", "-id")[:limit]]
+
+
+@router.post("/mail/{mail_id}/retry", response=FailedMailOut, summary="Send a failed message again")
+def retry_mail(request: HttpRequest, mail_id: int) -> FailedMailOut:
+    """The same message (Message-ID, idempotency key) goes back to the outbox, due now, with a fresh retry
+    time; the case records `mail_retried` with who asked."""
+    _need(request, "work")
+    row = get_object_or_404(_mail_rows(request), pk=mail_id)
+    try:
+        row = retries.retry_by_hand(row, _staff(request))
+    except ValueError as exc:
+        raise HttpError(409, str(exc)) from exc
+    AuditEntry.objects.create(user=_staff(request).user, action="mail_retry", case=row.case,
+                              detail=f"outbox {row.pk} to {', '.join(row.to)}"[:300],
+                              ip=request.META.get("REMOTE_ADDR"))
+    return _mail_out(row)

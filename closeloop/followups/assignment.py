@@ -35,6 +35,19 @@ def on_duty(candidates: list[Staff], now: datetime) -> list[Staff]:
     return [staff for staff in candidates if staff.pk not in away]
 
 
+def chain_target(case: Case, step: str, now: datetime, *, by_email: bool = False) -> Staff | None:
+    """Who takes the case at this step of the escalation chain: the team lead, else (or for "supervisor")
+    the first supervisor. Never the owner, and never someone who cannot take it now: inactive, a specialist,
+    on leave. The worker's chain and an escalation by hand (`actions.escalate` naming no one) both ask here.
+    `by_email`: only someone with an email address (a reminder reaches people by their digest)."""
+    people: list[Staff] = []
+    if step == "team_lead" and case.team and case.team.lead_id:
+        people.append(case.team.lead)  # type: ignore[arg-type]
+    people += Staff.objects.filter(role=Role.SUPERVISOR).select_related("user").order_by("id")
+    fit = [p for p in people if p.can_own_cases and p.pk != case.owner_id and (p.user.email or not by_email)]
+    return next(iter(on_duty(fit, now)), None)
+
+
 def available(candidates: list[Staff], now: datetime) -> list[Staff]:
     out = []
     for staff in on_duty(candidates, now):

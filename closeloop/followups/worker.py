@@ -30,11 +30,11 @@ from django.utils import timezone
 
 from closeloop.cases import actions
 from closeloop.cases.deadlines import cadence_days, policy
-from closeloop.cases.models import Case, Event, Role, Staff
+from closeloop.cases.models import Case, Event, Staff
 from closeloop.cases.stages import NextAction, Stage, WaitingOn
 
 from . import noise
-from .assignment import on_duty, pick_owner, stale_owner
+from .assignment import chain_target, on_duty, pick_owner, stale_owner
 from .calendar import calendar_for_team
 from .clocks import Clock, sla_status
 from .models import Reminder
@@ -288,7 +288,10 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     if crossed is not None:
         clock, fraction = crossed
         data = {"target": clock.target, "fraction": fraction, "remaining_seconds": round(clock.remaining_seconds)}
-    who = _to_remind(case, now)
+    who, unreachable = _to_remind(case, now)
+    if unreachable:  # shown on the timeline: the person the case is with was not told
+        data["unreachable"] = [p.pk for p in unreachable]
+        data["message"] = reminder_passed_on(unreachable[0], who)
     with transaction.atomic():
         if who is not None and who == case.specialist and case.waiting_on == WaitingOn.SPECIALIST:
             event = actions.remind_specialist(case, SYSTEM, due=due, data=data, now=now)
@@ -300,12 +303,21 @@ def _remind(case: Case, crossed: tuple[Clock, float] | None, due: datetime, now:
     return event.kind
 
 
-def _to_remind(case: Case, now: datetime) -> Staff | None:
+def reminder_passed_on(missed: Staff, instead: Staff | None) -> str:
+    told = f"{instead} was reminded instead" if instead is not None else (
+        "nobody who can act could be reminded (on leave, inactive or without an email address)")
+    return f"{missed} has no email address, so no reminder could reach them; {told}"
+
+
+def _to_remind(case: Case, now: datetime) -> tuple[Staff | None, list[Staff]]:
     """Who hears of it: the specialist a case waits on, else the owner; someone inactive or on leave is
-    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor)."""
+    covered by the next who can act (the owner for a specialist, then the team lead, then a supervisor),
+    and so is someone with no email address (returned second: the reminder could not reach them)."""
     first = [case.specialist] if case.waiting_on == WaitingOn.SPECIALIST else []
-    people = [p for p in [*first, case.owner] if p is not None and p.is_active]
-    return next(iter(on_duty(people, now)), None) or _chain_target(case, "team_lead", now)
+    people = on_duty([p for p in [*first, case.owner] if p is not None and p.is_active], now)
+    unreachable = [p for p in people if not p.user.email]
+    reachable = [p for p in people if p.user.email]
+    return next(iter(reachable), None) or chain_target(case, "team_lead", now, by_email=True), unreachable
 
 
 def _reminder_text(case: Case, data: dict[str, object]) -> str:
@@ -326,14 +338,7 @@ def _escalate(case: Case, step: str, clocks: list[Clock], now: datetime) -> str:
 
 
 def _chain_target(case: Case, step: str, now: datetime) -> Staff | None:
-    """Who takes the case at this step of the chain: the team lead, else (or for "supervisor") the first
-    supervisor. Never the owner, and never someone who cannot take it now: inactive, a specialist, on leave."""
-    people: list[Staff] = []
-    if step == "team_lead" and case.team and case.team.lead_id:
-        people.append(case.team.lead)  # type: ignore[arg-type]
-    people += Staff.objects.filter(role=Role.SUPERVISOR).order_by("id")
-    fit = [p for p in people if p.can_own_cases and p.pk != case.owner_id]
-    return next(iter(on_duty(fit, now)), None)
+    return chain_target(case, step, now)
 
 
 def _reassign(case: Case, owner: Staff, now: datetime) -> str:
@@ -343,7 +348,9 @@ def _reassign(case: Case, owner: Staff, now: datetime) -> str:
     with transaction.atomic():
         event = actions.assign(case, SYSTEM, owner=owner, reason="the owner did not act in time", now=now)
         recipients = [s.user.email for s in (previous, owner) if s is not None and s.user.email]
-        enqueue(case=case, purpose="reassigned", to=recipients, subject=f"Reassigned: {case.reference} {case.subject}",
-                body=f"{case.reference} moved from {previous} to {owner}: no action within the agreed time.",
-                now=now, key=f"{case.pk}:reassigned:{event.pk}")
+        if recipients:  # nobody with an address: the assigned event on the timeline is the record
+            enqueue(case=case, purpose="reassigned", to=recipients,
+                    subject=f"Reassigned: {case.reference} {case.subject}",
+                    body=f"{case.reference} moved from {previous} to {owner}: no action within the agreed time.",
+                    now=now, key=f"{case.pk}:reassigned:{event.pk}")
     return "reassigned"

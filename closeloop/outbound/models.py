@@ -19,6 +19,14 @@ class OutboxMessage(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed permanently"
 
+    class Failure(models.TextChoices):
+        """Why a message is late or failed: "delayed" while it is still retried; the rest once failed."""
+
+        DELAYED = "delayed", "Delayed: still retrying"
+        REFUSED = "refused", "Refused (5xx) or an address SMTP cannot take"
+        DEFERRED = "deferred", "Refused for now (4xx) until the retry time ran out"
+        UNREACHABLE = "unreachable", "Our SMTP server did not answer until the retry time ran out"
+
     case = models.ForeignKey(
         "cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"
     )
@@ -40,6 +48,9 @@ class OutboxMessage(models.Model):
     due_at = models.DateTimeField(default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="First of the transient failures since the last try by hand or re-queue.")
+    failure = models.CharField(max_length=12, choices=Failure.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -47,6 +58,9 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(fields=["due_at"], name="outbox_due_pending",
                          condition=Q(status__in=["pending", "sending"])),
+            # failed while our own server was down: re-queued when it answers again
+            models.Index(fields=["due_at"], name="outbox_failed_unreachable",
+                         condition=Q(status="failed", failure="unreachable")),
         ]
 
     def __str__(self) -> str:

@@ -6,13 +6,16 @@ Delivery loop (`deliver_due`):
    another worker holds is skipped;
 2. hand them to SMTP with their fixed Message-IDs, over several sessions at once
    (`CLOSELOOP_OUTBOX_CONNECTIONS`);
-3. record accepted ones as sent in small bounded groups, or push `due_at` out with
-   exponential backoff; after MAX_ATTEMPTS, or on a permanent refusal (5xx), mark the row
-   failed and record a `mail_failed` event on the case.
+3. record accepted ones as sent in small bounded groups; a refusal or an error goes to
+   `retries.py`: retried with capped backoff while it may pass (4xx, our server down), failed
+   with a `mail_failed` event on the case when it cannot (5xx) or the retry time ran out;
+4. after a batch that sent something, re-queue what failed while our server was down; when
+   idle, now and then try one such message again to see whether the server answers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import smtplib
@@ -28,18 +31,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import sanitize_address
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from closeloop import bulk
 from closeloop.cases.models import Case, Message
 
+from . import retries
 from .models import OutboxMessage
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120
-BACKOFF_BASE_SECONDS = 30
+BACKOFF_BASE_SECONDS = retries.BACKOFF_BASE_SECONDS
 
 
 def new_message_id() -> str:
@@ -232,9 +237,18 @@ def deliver_due(limit: int = 100, now: datetime | None = None) -> int:
     rows or `CLOSELOOP_OUTBOX_MARK_MS` milliseconds, so a worker killed mid-batch resends at
     most `MARK_GROUP + 2 × CONNECTIONS` messages (`max_unrecorded()`), each with its fixed
     Message-ID; the rest of its claim is picked up by another worker when the claim runs out."""
-    rows = _claim(now or timezone.now(), limit)
+    now = now or timezone.now()
+    rows = _claim(now, limit)
     if not rows:
+        retries.probe_after_outage(now)
         return 0
+    sent = _deliver(rows)
+    if sent:
+        retries.requeue_after_outage(timezone.now())  # the server answers again: what failed while it was down goes
+    return sent
+
+
+def _deliver(rows: list[OutboxMessage]) -> int:
     lanes = min(settings.CLOSELOOP_OUTBOX_CONNECTIONS, len(rows))
     stop = threading.Event()
     if lanes == 1:
@@ -325,12 +339,15 @@ def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], s
         for outcome in outcomes:
             if outcome is not None:
                 row, error = outcome
+                if isinstance(error, PartlyRefused):
+                    _partly_refused(row, error)
+                    error = None
                 if error is None:
                     since = since if accepted else time.monotonic()
                     accepted.append(row)
                     sent += 1
                 else:
-                    _failed_with(row, error)
+                    retries.failed_with(row, error)
             if accepted and (len(accepted) >= group or time.monotonic() - since >= wait):
                 _mark_sent(accepted, timezone.now())
                 accepted = []
@@ -342,10 +359,38 @@ def _record(outcomes: Iterable[tuple[OutboxMessage, Exception | None] | None], s
     return sent
 
 
+class PartlyRefused(Exception):
+    """The server took the message for some recipients and refused the others ({address: (code, reply)})."""
+
+    def __init__(self, refused: dict[str, tuple[int, bytes]]) -> None:
+        super().__init__(", ".join(f"{address}: {code} {reply!r}" for address, (code, reply) in refused.items()))
+        self.refused = refused
+
+
+def _hand_over(email: EmailMessage, smtp: Any) -> dict[str, tuple[int, bytes]]:
+    """Send `email`; returns the recipients the server refused while it accepted the rest.
+
+    Django's SMTP backend drops that list (`sendmail`'s return value), so for it we make the same
+    call ourselves and keep it; any other backend is asked to send as usual."""
+    if not isinstance(smtp, SMTPBackend):
+        email.send()
+        return {}
+    smtp.open()  # a no-op while the session is open
+    if smtp.connection is None:
+        raise smtplib.SMTPServerDisconnected("no SMTP session")
+    encoding = email.encoding or settings.DEFAULT_CHARSET
+    recipients = [sanitize_address(address, encoding) for address in email.recipients()]
+    body = email.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]  # Django's SafeMIME takes it
+    return smtp.connection.sendmail(sanitize_address(email.from_email, encoding), recipients, body) or {}
+
+
 def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
-    """Hand one row to SMTP; None when the server accepted it, else what went wrong."""
+    """Hand one row to SMTP; None when the server accepted it, else what went wrong (`PartlyRefused`:
+    accepted, but not for everyone)."""
     try:
-        build_email(row, smtp).send()
+        refused = _hand_over(build_email(row, smtp), smtp)
+        if refused:
+            return PartlyRefused(refused)
     except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused) as exc:
         return exc
     except ValueError as exc:  # Django refuses the address or a header (BadHeaderError): it never will send it
@@ -355,19 +400,6 @@ def _send(row: OutboxMessage, smtp: Any) -> Exception | None:
             smtp.connection = None  # force a reconnect for the next message
         return exc
     return None
-
-
-def _failed_with(row: OutboxMessage, exc: Exception) -> None:
-    if isinstance(exc, smtplib.SMTPResponseException):
-        _failed(row, f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600)
-    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        # 4xx at RCPT TO (greylisting, a full mailbox, a busy server) is "not now", as it is at DATA.
-        codes = [code for code, _ in exc.recipients.values()]
-        _failed(row, f"recipients refused: {exc.recipients!r}", permanent=all(500 <= c < 600 for c in codes))
-    elif isinstance(exc, ValueError):
-        _failed(row, f"{type(exc).__name__}: {exc}", permanent=True)
-    else:
-        _failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
 
 
 def _mark_sent(rows: Sequence[OutboxMessage], now: datetime) -> None:
@@ -390,36 +422,30 @@ def _mark_sent(rows: Sequence[OutboxMessage], now: datetime) -> None:
             [OutboxMessage.Status.SENT.value, now, ids, Message.Status.SENT.value])
 
 
-def _failed(row: OutboxMessage, error: str, *, permanent: bool) -> None:
+def _partly_refused(row: OutboxMessage, refused: PartlyRefused) -> None:
+    """Accepted for some, refused for others: the row is sent (its Message-ID went out), the refusal is kept on
+    it; a recipient refused for now gets a copy of its own, queued once (a stable key), and one refused for
+    good is named on the case, as a wholly refused message is."""
     now = timezone.now()
-    if permanent or row.attempts >= MAX_ATTEMPTS:
-        with transaction.atomic():
-            OutboxMessage.objects.filter(pk=row.pk).update(status=OutboxMessage.Status.FAILED, last_error=error,
-                                                           claimed_until=None)
-            Message.objects.filter(message_id=row.message_id).update(status=Message.Status.FAILED)
-            if row.case_id:
-                _failed_on_case(row, error, now, refused=permanent)
-        log.warning("outbox %s failed permanently: %s", row.pk, error)
-        return
-    delay = BACKOFF_BASE_SECONDS * 2 ** (row.attempts - 1)
-    OutboxMessage.objects.filter(pk=row.pk).update(
-        status=OutboxMessage.Status.PENDING, last_error=error, claimed_until=None,
-        due_at=now + timedelta(seconds=delay),
-    )
-    log.info("outbox %s will retry in %ss: %s", row.pk, delay, error)
+    later = sorted(a for a, (code, _) in refused.refused.items() if not 500 <= code < 600)
+    never = sorted(a for a in refused.refused if a not in later)
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=row.pk).update(last_error=f"recipients refused: {refused}")
+        if later:
+            copy = enqueue(case=row.case, purpose=row.purpose, to=later, subject=row.subject, body=row.body,
+                           headers=row.headers, thread=(row.in_reply_to, row.references), now=now,
+                           key=_copy_key(row, later))
+            OutboxMessage.objects.filter(pk=copy.pk, attempts=0).update(
+                due_at=now + timedelta(seconds=BACKOFF_BASE_SECONDS))
+        if never and row.case_id:
+            from closeloop.cases.actions import Actor, record_event
+
+            record_event(Case.objects.get(pk=row.case_id), Actor.system("outbox"), "mail_failed", {
+                "outbox": row.pk, "purpose": row.purpose, "to": never, "partial": True,
+                "error": "; ".join(f"{a}: {refused.refused[a][0]} {refused.refused[a][1]!r}" for a in never)}, now=now)
+    log.warning("outbox %s partly refused: %s", row.pk, refused)
 
 
-def _failed_on_case(row: OutboxMessage, error: str, now: datetime, *, refused: bool) -> None:
-    """Show the failure on the case; if the address was refused (5xx, not our own server out of retries)
-    and the case waits on the requester this mail was for, hand it back to the owner."""
-    from closeloop.cases.actions import Actor, record_event, requester_unreachable
-    from closeloop.cases.stages import Stage
-
-    case = Case.objects.select_related("requester").get(pk=row.case_id or 0)
-    actor = Actor.system("outbox")
-    record_event(case, actor, "mail_failed", {"outbox": row.pk, "purpose": row.purpose, "to": row.to,
-                                              "error": error}, now=now)
-    email = case.requester.email.lower() if case.requester else ""
-    to_requester = bool(email) and email in {address.lower() for address in row.to}
-    if refused and to_requester and case.stage in (Stage.AWAITING_INFO, Stage.ANSWERED):
-        requester_unreachable(case, actor, error=error, now=now)
+def _copy_key(row: OutboxMessage, to: list[str]) -> str:
+    digest = hashlib.sha256("\n".join([row.idempotency_key, *to]).encode()).hexdigest()[:16]
+    return f"{row.idempotency_key[:160]}:resend:{digest}"

@@ -4,6 +4,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from closeloop.cases import actions
 from closeloop.cases.invariant import problems
@@ -399,13 +400,14 @@ def test_an_answer_that_bounces_is_not_auto_closed_as_resolved(practice, office,
 
 
 def test_our_own_mail_server_down_for_hours_does_not_hand_cases_back(practice, office, settings):
-    """After the last retry the message fails, but the fault was ours (nothing answered), not the address:
-    the case keeps waiting on the requester."""
+    """When the retry time runs out the message fails, but the fault was ours (nothing answered), not the
+    address: the case keeps waiting on the requester (and the message goes when the server answers again)."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_PORT = 1  # nothing listens there
     case = _case(practice, owner=practice.coordinator)
     actions.request_missing_info(case, actions.Actor.of(practice.coordinator), fields=["date_of_birth"], now=MONDAY)
-    OutboxMessage.objects.filter(case=case).update(attempts=7)
+    retry_for = timedelta(hours=settings.CLOSELOOP_OUTBOX_RETRY_HOURS)
+    OutboxMessage.objects.filter(case=case).update(attempts=7, failing_since=timezone.now() - retry_for)
     deliver_due()
     case.refresh_from_db()
     assert OutboxMessage.objects.get(case=case, purpose="missing_info").status == "failed"
