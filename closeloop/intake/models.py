@@ -18,6 +18,7 @@ class InboundMessage(models.Model):
         PROCESSED = "processed", "Processed"
         DUPLICATE = "duplicate", "Duplicate of an earlier message"
         QUARANTINED = "quarantined", "Quarantined"
+        DISMISSED = "dismissed", "Dismissed by staff: seen, nothing to do"
 
     class Format(models.TextChoices):
         MIME = "mime", "Internet message (RFC 5322)"

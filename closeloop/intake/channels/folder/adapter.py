@@ -182,6 +182,8 @@ def unreadable(path: Path, problem: str, *, again: bool = True) -> None:
     row, created = receive(Inbound(channel=CHANNEL, raw=b"", format="file", external_id=UNREADABLE + path.name,
                                    meta={"filename": path.name, "unreadable": error}),
                            claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
+    if row.status == InboundMessage.Status.DISMISSED:  # staff saw it and said there is nothing to do
+        return
     if created or row.status != InboundMessage.Status.QUARANTINED or row.error != error:
         if created:
             log.warning("watched folder: %s", error)

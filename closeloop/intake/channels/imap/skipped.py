@@ -96,6 +96,8 @@ def record(mailbox: Mailbox, uidvalidity: int, uid: int, reason: str, partial: b
                                    sender=_sender(partial), meta={"mailbox": mailbox.pk, "uid": uid,
                                                                   "unreadable": error}),
                            claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
+    if row.status == Status.DISMISSED:  # staff saw it and said there is nothing to do
+        return
     if created:
         log.warning("mailbox %s: %s", mailbox.name, error)
     elif len(partial) > row.size:

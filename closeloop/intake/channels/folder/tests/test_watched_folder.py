@@ -185,3 +185,16 @@ def test_a_file_over_the_limit_is_moved_aside_unread(tmp_path, practice, setting
     entry = InboundMessage.objects.get(status="quarantined")
     assert "huge.pdf was refused: huge.pdf is 4.9 KB; the limit is 1000 bytes" in entry.error
     assert entry.size == 0 and [p.name for p in (tmp_path / "failed").iterdir()] == ["huge.pdf"]
+
+
+def test_a_dismissed_entry_stays_dismissed_while_the_file_stays_unreadable(tmp_path, practice):
+    from closeloop.intake.quarantine import dismiss
+
+    watcher = Watcher(tmp_path)
+    _unreadable(tmp_path / "b.pdf")
+    _look_twice(watcher)
+    entry = InboundMessage.objects.get(status="quarantined")
+    dismiss(entry.pk, practice.supervisor, "the fax server's test page")
+    _look_twice(watcher)  # still there, still unreadable: staff said there is nothing to do
+    entry.refresh_from_db()
+    assert entry.status == "dismissed" and quarantine_count() == 0
