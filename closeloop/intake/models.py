@@ -18,6 +18,7 @@ class InboundMessage(models.Model):
         PROCESSED = "processed", "Processed"
         DUPLICATE = "duplicate", "Duplicate of an earlier message"
         QUARANTINED = "quarantined", "Quarantined"
+        DISMISSED = "dismissed", "Dismissed by staff: seen, nothing to do"
 
     class Format(models.TextChoices):
         MIME = "mime", "Internet message (RFC 5322)"
@@ -108,6 +109,9 @@ class Mailbox(models.Model):
     last_uid = models.BigIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.CharField(max_length=40, blank=True,
+                               help_text="<uidvalidity>:<uid> of the message over which the connection was last lost.")
+    lost_count = models.PositiveSmallIntegerField(default=0, help_text="Connections lost in a row over that message.")
 
     class Meta:
         verbose_name_plural = "mailboxes"

@@ -171,8 +171,28 @@ def _image_pages(data: bytes) -> list[Page]:
             break
         if frame.width * frame.height > (Image.MAX_IMAGE_PIXELS or 0) > 0:  # Pillow checks the first frame only
             raise ExtractionError(_too_large(f"page {index + 1}"))
-        pages.append(ocr_image(frame.convert("L"), index + 1))
+        pages.append(_ocr_frame(frame, index + 1))
     return pages
+
+
+def _ocr_frame(frame: Any, number: int) -> Page:
+    """One image page: decoded (a truncated or corrupt page is a reason, not a crash) and, when over
+    the OCR pixel budget, scaled down to it first, as a huge PDF page is rendered at a lower dpi."""
+    try:
+        gray = frame.convert("L")
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's words for a page it cannot decode
+        raise ExtractionError(f"page {number} could not be decoded: {exc}") from None
+    budget, note = max_pixels(), ""
+    if gray.width * gray.height > budget:
+        scale = math.sqrt(budget / (gray.width * gray.height))
+        size = (max(int(gray.width * scale), 1), max(int(gray.height * scale), 1))
+        note = (f"scaled to {size[0]} × {size[1]} pixels from {gray.width} × {gray.height}: the page would pass "
+                f"the {budget:,} pixel limit")
+        log.warning("page %s %s", number, note)
+        gray = gray.resize(size)
+    page = ocr_image(gray, number)
+    page.note = note
+    return page
 
 
 def _too_large(what: str) -> str:

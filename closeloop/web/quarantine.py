@@ -20,5 +20,9 @@ def mailboxes() -> list[dict[str, Any]]:
     return source.failing_mailboxes()
 
 
-def items(limit: int = 100) -> list[dict[str, Any]]:
-    return source.quarantine_items(limit)
+def items(limit: int = 100, *, dismissed: bool = False) -> list[dict[str, Any]]:
+    return source.quarantine_items(limit, dismissed=dismissed)
+
+
+def dismissed_count() -> int:
+    return source.dismissed_count()

@@ -28,6 +28,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("q/quarantine/", views.quarantine_page, name="quarantine"),
     path("q/quarantine/<int:inbound_id>/retry", views.quarantine_retry, name="quarantine_retry"),
+    path("q/quarantine/<int:inbound_id>/dismiss", views.quarantine_dismiss, name="quarantine_dismiss"),
     path("q/<slug:name>/", views.queue, name="queue"),
     path("bulk/", views.bulk, name="bulk"),
     path("c/<int:case_id>/", case_views.case_page, name="case"),

@@ -93,8 +93,11 @@ def nav(request: HttpRequest) -> dict[str, Any]:
 def quarantine_page(request: HttpRequest) -> HttpResponse:
     if not can(request.staff, "work"):  # type: ignore[attr-defined]
         raise PermissionDenied("coordinators and supervisors work the quarantine")
+    dismissed = request.GET.get("show") == "dismissed"
     return render(request, "web/quarantine.html", {
-        **nav(request), "queue": "quarantine", "items": quarantine.items(), "mailboxes": quarantine.mailboxes(),
+        **nav(request), "queue": "quarantine", "items": quarantine.items(dismissed=dismissed),
+        "mailboxes": quarantine.mailboxes(), "showing_dismissed": dismissed,
+        "dismissed_count": quarantine.dismissed_count(),
     })
 
 
@@ -116,6 +119,24 @@ def quarantine_retry(request: HttpRequest, inbound_id: int) -> HttpResponse:
         messages.error(request, f"Still failing: {row.error[:200]}")
     else:
         messages.success(request, f"Processed{f' into {row.case.reference}' if row.case else ''}.")
+    return redirect("web:quarantine")
+
+
+@staff_required
+@require_POST
+def quarantine_dismiss(request: HttpRequest, inbound_id: int) -> HttpResponse:
+    """Seen, nothing to do: the entry leaves the open list, kept and audited (intake.quarantine.dismiss)."""
+    from closeloop.intake.quarantine import CannotDismiss, dismiss
+
+    if not can(request.staff, "work"):  # type: ignore[attr-defined]
+        raise PermissionDenied("coordinators and supervisors work the quarantine")
+    try:
+        dismiss(inbound_id, request.staff, request.POST.get("reason", ""),  # type: ignore[attr-defined]
+                ip=request.META.get("REMOTE_ADDR"))
+    except CannotDismiss as refused:
+        messages.error(request, f"Not dismissed: {refused}.")
+    else:
+        messages.success(request, "Dismissed. It is kept under Dismissed.")
     return redirect("web:quarantine")
 
 

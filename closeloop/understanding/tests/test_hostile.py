@@ -112,3 +112,51 @@ def test_a_decompression_bomb_fails_at_once_with_a_reason_staff_see_and_the_file
     client.force_login(practice.coordinator.user)
     page = client.get(f"/c/{case.pk}/").content.decode()
     assert "Document unreadable" in page and "too large" in page
+
+
+def _tiff_with_a_later_page(width: int, height: int, pixels: bytes | None = None) -> bytes:
+    """A real two-page TIFF fax: page 1 a small readable page, page 2 declared `width` × `height`
+    (8-bit grey, uncompressed), carrying `pixels` (default: a few bytes; the rest of it missing)."""
+    from PIL import Image, ImageDraw
+
+    first = Image.new("L", (1200, 200), 255)
+    ImageDraw.Draw(first).text((20, 80), "Patient: Maria Gonzalez", fill=0, font_size=48)
+    out = io.BytesIO()
+    first.save(out, format="TIFF", save_all=True, append_images=[Image.new("L", (16, 16), 255)])
+    data = bytearray(out.getvalue())
+    second = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, second + 2 + 12 * struct.unpack_from("<H", data, second)[0])[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):
+        at = second + 2 + 12 * i
+        tag, kind = struct.unpack_from("<HH", data, at)
+        if tag in (256, 257):  # ImageWidth, ImageLength: the bomb is in the header, not the bytes
+            struct.pack_into("<H" if kind == 3 else "<I", data, at + 8, width if tag == 256 else height)
+        if pixels is not None and tag == 273:  # StripOffsets → the pixels, appended; StripByteCounts below
+            struct.pack_into("<I", data, at + 8, len(data))
+        if pixels is not None and tag == 279:
+            struct.pack_into("<I", data, at + 8, len(pixels))
+    return bytes(data) + (pixels or b"")
+
+
+@pytest.mark.parametrize("side", [20_000, 10_000])  # past Pillow's error, in its warning band
+def test_a_later_tiff_page_that_is_a_decompression_bomb_is_refused_before_decoding(side):
+    from closeloop.understanding.text import ExtractionError, extract_pages
+
+    with pytest.raises(ExtractionError, match="page 2 would decode to more than"):
+        extract_pages(_tiff_with_a_later_page(side, side), "image/tiff", "fax.tif")
+
+
+def test_a_later_tiff_page_cut_short_is_a_reason_not_a_crash():
+    from closeloop.understanding.text import ExtractionError, extract_pages
+
+    with pytest.raises(ExtractionError, match="page 2 could not be decoded"):
+        extract_pages(_tiff_with_a_later_page(3000, 3000), "image/tiff", "fax.tif")
+
+
+def test_a_later_tiff_page_over_the_ocr_budget_is_scaled_down_and_says_so(settings):
+    from closeloop.understanding.text import extract_pages
+
+    settings.CLOSELOOP_OCR_MAX_PIXELS = 1_000_000
+    pages = extract_pages(_tiff_with_a_later_page(2000, 2000, b"\xff" * 4_000_000), "image/tiff", "fax.tif")
+    assert [p.number for p in pages] == [1, 2] and "Maria" in pages[0].text
+    assert pages[1].width * pages[1].height <= 1_000_000 and "scaled to" in pages[1].note

@@ -9,7 +9,9 @@ already received are then marked processed on the server without being stored tw
 Loop per mailbox (`MailboxRunner.run`):
 1. connect (TLS, STARTTLS or plain), log in, select the folder;
 2. fetch every UID above `last_uid`, receive and process each, flag or move it, advance `last_uid`
-   (a message the server fails to hand over, flag or move is recorded for staff and skipped);
+   (a message the server fails to hand over, flag or move is recorded for staff and skipped; one
+   over which the connection is lost `LOSSES_BEFORE_SKIP` times in a row likewise, after reading
+   what it can of it in pieces);
 3. fetch again, on a connection of their own, the skipped messages that are due (`skipped.py`);
 4. wait: IDLE until the server reports news (at most `poll_seconds`), else sleep `poll_seconds`;
 5. on any connection error, record it on the mailbox, back off (1 s doubling to 30 s), go to 1.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import imaplib
 import logging
 import os
 import ssl
@@ -27,6 +30,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 from imapclient import IMAPClient
@@ -37,12 +41,14 @@ from closeloop.intake.parse import message_id_of
 from closeloop.intake.pipeline import process, receive
 
 from . import skipped
-from .skipped import MessageFailed, refused
+from .skipped import ConnectionLost, MessageFailed, refused
 
 log = logging.getLogger(__name__)
 CHANNEL = "imap"
 MAX_WAIT_SECONDS = 30
 MAX_SKIPS_PER_POLL = 20
+LOSSES_BEFORE_SKIP = 3  # connections lost in a row over one UID before it counts as a poison message
+SALVAGE_CHUNK = 64 * 1024  # a poison message is read in pieces this big: every whole piece is kept
 
 
 class MailboxConfigError(Exception):
@@ -107,7 +113,7 @@ def fetch_new(client: IMAPClient, mailbox: Mailbox) -> int:
     for uid in uids:
         try:
             stored += _step(client, mailbox, uidvalidity, uid)
-        except MessageFailed as failed:  # the connection is gone: count what this look stored
+        except (MessageFailed, ConnectionLost) as failed:  # the connection is gone: count what this look stored
             failed.stored += stored
             raise
     Mailbox.objects.filter(pk=mailbox.pk).update(last_checked_at=timezone.now(), last_error="")
@@ -123,8 +129,86 @@ def _step(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int) -> i
         if failed.connection_lost:
             raise
         return failed.stored
+    except ConnectionLost as lost:
+        if _count_loss(mailbox, uidvalidity, uid) < LOSSES_BEFORE_SKIP:
+            raise  # maybe the network's: the runner reconnects (with back-off) and fetches it again
+        poison = _poisoned(mailbox, uidvalidity, uid, lost)  # recorded (or stored) before last_uid moves past it
+        _advance(mailbox, uid)
+        _forget_losses(mailbox)
+        poison.stored += lost.stored
+        raise poison from lost
     _advance(mailbox, uid)
+    if mailbox.lost_at:
+        _forget_losses(mailbox)
     return stored
+
+
+def _count_loss(mailbox: Mailbox, uidvalidity: int, uid: int) -> int:
+    """One more lost connection over this UID; how many in a row (kept in the database: a restart keeps count)."""
+    key = f"{uidvalidity}:{uid}"
+    mailbox.lost_count = mailbox.lost_count + 1 if mailbox.lost_at == key else 1
+    mailbox.lost_at = key
+    Mailbox.objects.filter(pk=mailbox.pk).update(lost_at=key, lost_count=mailbox.lost_count)
+    log.warning("mailbox %s: connection lost over UID %s (%s in a row)", mailbox.name, uid, mailbox.lost_count)
+    return mailbox.lost_count
+
+
+def _forget_losses(mailbox: Mailbox) -> None:
+    mailbox.lost_at, mailbox.lost_count = "", 0
+    Mailbox.objects.filter(pk=mailbox.pk).update(lost_at="", lost_count=0)
+
+
+def _poisoned(mailbox: Mailbox, uidvalidity: int, uid: int, lost: ConnectionLost) -> MessageFailed:
+    """The connection died over this UID `LOSSES_BEFORE_SKIP` times in a row: read what the server
+    hands over in pieces, on a connection of its own. All of it: stored and processed as usual;
+    a part: kept on the message's quarantine entry, and the mailbox tries the whole again later."""
+    client, partial = _pieces(mailbox, uidvalidity, uid)
+    try:
+        if client is not None:  # all of it arrived
+            try:
+                stored = _keep(client, mailbox, uidvalidity, uid, partial, retrying=False)
+            except MessageFailed as failed:  # stored, but the flag or move failed: recorded as usual
+                skipped.record(mailbox, uidvalidity, uid, failed.reason)
+                return failed
+            done = MessageFailed("was read in pieces", connection_lost=True)  # the first connection is gone
+            done.stored = stored
+            return done
+    finally:
+        if client is not None:
+            _close(client)
+    kept = (f"; {len(partial):,} bytes of it arrived before that and are kept with this entry" if partial
+            else "; nothing of it arrived")
+    reason = f"{lost.what}: the connection to the server was lost {LOSSES_BEFORE_SKIP} times in a row over it " \
+             f"(last: {_words(lost)}){kept}"
+    skipped.record(mailbox, uidvalidity, uid, reason, partial)
+    return MessageFailed(reason, connection_lost=True)
+
+
+def _words(lost: ConnectionLost) -> str:
+    return str(lost).rsplit("(", 1)[-1].rstrip(")")
+
+
+def _pieces(mailbox: Mailbox, uidvalidity: int, uid: int) -> tuple[IMAPClient | None, bytes]:
+    """Fetch the message `SALVAGE_CHUNK` bytes at a time: (the open client, every byte) when all of
+    it arrived, else (None, the whole pieces that arrived before the connection failed)."""
+    kept, limit = bytearray(), settings.CLOSELOOP_INTAKE_MAX_MESSAGE_BYTES
+    try:
+        client = connect(mailbox)
+    except Exception:  # the runner's own reconnect says what is wrong with the server
+        log.info("mailbox %s: could not connect to read UID %s in pieces", mailbox.name, uid, exc_info=True)
+        return None, b""
+    try:
+        if _select(client, mailbox) == uidvalidity:
+            while len(kept) <= limit:
+                data = client.fetch([uid], [f"BODY.PEEK[]<{len(kept)}.{SALVAGE_CHUNK}>"]).get(uid, {})
+                part = next((bytes(v) for k, v in data.items() if k.startswith(b"BODY[]") and v is not None), b"")
+                kept += part
+                if len(part) < SALVAGE_CHUNK:
+                    return client, bytes(kept)
+    except (imaplib.IMAP4.error, OSError) as exc:
+        log.info("mailbox %s: reading UID %s in pieces stopped after %s bytes: %s", mailbox.name, uid, len(kept), exc)
+    _close(client)
+    return None, bytes(kept)
 
 
 def _advance(mailbox: Mailbox, uid: int) -> None:
@@ -134,14 +218,18 @@ def _advance(mailbox: Mailbox, uid: int) -> None:
 
 def _one(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, *, retrying: bool = False) -> int:
     """Fetch, store and process one message, then flag or move it; 1 if it was stored now."""
-    with refused("could not be fetched"):
+    with refused("could not be fetched", uid):
         body = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
     if body is None:  # expunged by someone else meanwhile
         if retrying:
             raise MessageFailed("is no longer in the folder (deleted or moved by someone else); nothing of it "
                                 "was stored", connection_lost=False)
         return 0
-    raw = bytes(body)
+    return _keep(client, mailbox, uidvalidity, uid, bytes(body), retrying=retrying)
+
+
+def _keep(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, raw: bytes, *, retrying: bool) -> int:
+    """Store and process one fetched message, then flag or move it; 1 if it was stored now."""
     # Known: these very bytes were received before (a rescan after a UIDVALIDITY change, or a
     # retry after the flag or move failed). A Message-ID alone is no proof: a different
     # message reusing one is a new input.
@@ -159,9 +247,9 @@ def _one(client: IMAPClient, mailbox: Mailbox, uidvalidity: int, uid: int, *, re
             stored = 1
     where = f"moved to {mailbox.move_to}" if _moves(mailbox) else "marked as seen"
     try:
-        with refused(f"was stored but could not be {where}"):
+        with refused(f"was stored but could not be {where}", uid):
             _after(client, mailbox, uid)
-    except MessageFailed as failed:
+    except (MessageFailed, ConnectionLost) as failed:
         failed.stored = stored
         raise
     if retrying:
@@ -230,6 +318,11 @@ def retry_skipped(mailbox: Mailbox, now: datetime | None = None) -> int:
                 stored += failed.stored
                 if failed.connection_lost:
                     break
+            except ConnectionLost as lost:  # a message skipped already: its own try, counted on its entry
+                skipped.record(mailbox, uidvalidity, uid,
+                               f"{lost.what}: the connection to the server was lost ({_words(lost)})")
+                stored += lost.stored
+                break
     finally:
         _close(client)
     return stored
