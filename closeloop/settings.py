@@ -304,3 +304,9 @@ CLOSELOOP_WORKER_ALONGSIDE = frozenset(
 FILE_UPLOAD_HANDLERS = ["closeloop.web.uploads.SizeLimitHandler",
                         "django.core.files.uploadhandler.MemoryFileUploadHandler",
                         "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+
+# ---- api
+# Days a new API token is valid (`closeloop create-token --days` sets it per token), 1 to 3650.
+CLOSELOOP_API_TOKEN_DAYS = envint("CLOSELOOP_API_TOKEN_DAYS", 90)
+if not 1 <= CLOSELOOP_API_TOKEN_DAYS <= 3650:
+    raise ImproperlyConfigured(f"CLOSELOOP_API_TOKEN_DAYS must be 1 to 3650, got {CLOSELOOP_API_TOKEN_DAYS}")
