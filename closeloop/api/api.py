@@ -10,6 +10,7 @@ from closeloop.cases.actions import ActionError, ConflictError
 from closeloop.cases.stages import TransitionError
 
 from .auth import SessionAuth, TokenAuth
+from .cases import CaseConflict
 from .cases import router as cases_router
 from .parser import NulInText, StrictParser
 
@@ -24,6 +25,12 @@ api = NinjaAPI(
     parser=StrictParser(),
 )
 api.add_router("/cases", cases_router)
+
+
+@api.exception_handler(CaseConflict)
+def case_conflict(request: HttpRequest, exc: CaseConflict) -> HttpResponse:
+    body = {"detail": str(exc), "field": None, "version": exc.case.version, "case": exc.case.dict()}
+    return api.create_response(request, body, status=409)
 
 
 @api.exception_handler(ConflictError)
