@@ -17,6 +17,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
+from closeloop.api.ratelimit import PerToken
 from closeloop.cases.models import Staff, Team
 
 from . import cache
@@ -25,7 +26,7 @@ from .data import Scope
 from .figures import TABLES, Figures, headline
 from .tables import Table
 
-router = Router(tags=["analytics"])
+router = Router(tags=["analytics"], throttle=PerToken("analytics", "CLOSELOOP_API_ANALYTICS_RATE_LIMIT"))
 
 
 class ScopeQuery(Schema):

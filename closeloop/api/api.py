@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import HttpError
+from ninja.errors import HttpError, Throttled
 
 from closeloop.cases.actions import ActionError, ConflictError
 from closeloop.cases.stages import TransitionError
@@ -51,6 +53,13 @@ def _nul(request: HttpRequest, exc: NulInText) -> HttpResponse:
 @api.exception_handler(NulInText)
 def nul_in_query(request: HttpRequest, exc: NulInText) -> HttpResponse:
     return _nul(request, exc)
+
+
+@api.exception_handler(Throttled)
+def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    # ninja adds Retry-After (the seconds until this token's window ends) to this answer
+    wait = f"; retry in {math.ceil(exc.wait)} s" if exc.wait else ""
+    return api.create_response(request, {"detail": f"too many requests for this token{wait}"}, status=429)
 
 
 @api.exception_handler(HttpError)

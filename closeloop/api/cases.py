@@ -36,8 +36,9 @@ from closeloop.understanding.pipeline import enqueue_case
 from closeloop.web.replies import may_approve, second_person
 
 from . import schemas as s
+from .ratelimit import PerToken
 
-router = Router(tags=["cases"])
+router = Router(tags=["cases"], throttle=PerToken("cases", "CLOSELOOP_API_CASES_RATE_LIMIT"))
 
 
 def _staff(request: HttpRequest) -> Staff:

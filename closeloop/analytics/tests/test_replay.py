@@ -104,3 +104,13 @@ def test_after_a_replay_the_dashboard_says_what_one_more_coordinator_would_chang
         assert figure in dashboard
     assert "the model is trusted" in panel, panel
     assert "one more coordinator" in panel and "Time to first answer by scenario" in panel
+
+
+
+def test_the_replays_clients_wait_out_the_apis_rate_limit_instead_of_failing(practice, live_server, settings):
+    settings.CLOSELOOP_API_CASES_RATE_LIMIT = 3
+    settings.CLOSELOOP_API_RATE_WINDOW_SECONDS = 1
+    with _client(live_server.url, "supervisor") as patient:
+        assert {patient.get("/api/cases/").status_code for _ in range(7)} == {200}
+    with httpx.Client(base_url=live_server.url, headers=dict(patient.headers)) as hasty:
+        assert 429 in {hasty.get("/api/cases/").status_code for _ in range(7)}

@@ -7,7 +7,7 @@ import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from closeloop.analytics.replay import Channels, Replay
+from closeloop.analytics.replay import Channels, PatientTransport, Replay
 from closeloop.cases.models import Staff
 from closeloop.cases.tokens import create_token
 from closeloop.intake.models import SmtpRoute
@@ -81,4 +81,5 @@ def _client(url: str, username: str) -> httpx.Client:
     if staff is None:
         raise CommandError(f"no active staff member {username!r}")
     token = create_token(staff, "demo-replay")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                        transport=PatientTransport())
