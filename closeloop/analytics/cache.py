@@ -48,7 +48,8 @@ def key(scope: Scope, what: str) -> str:
     staff = scope.staff
     viewer = "none" if staff is None else f"{staff.pk}:{staff.role}"
     state = LedgerState.objects.filter(pk=1).values_list("fingerprint", "remeasured_through").first()
-    parts = [what, viewer, scope.team_id, _minute(scope.start), _minute(scope.end), _minute(scope.now),
+    parts = [what, viewer, scope.team_id, str(timezone.get_current_timezone()),  # whose days the rows are
+             _minute(scope.start), _minute(scope.end), _minute(scope.now),
              Event.objects.aggregate(m=Max("id"))["m"], Message.objects.aggregate(m=Max("id"))["m"], state]
     return _name(parts)
 

@@ -113,3 +113,4 @@ def test_a_burst_of_events_replaces_the_kept_answer_within_the_quarter_hour(prac
         after = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content.decode()
     assert len(calls) == 2
     assert "replays the 20 requests" in before and "replays the 80 requests" in after
+
