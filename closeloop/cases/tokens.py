@@ -38,6 +38,9 @@ def create_token(staff: Staff, name: str, *, days: int | None = None, now: datet
     days = settings.CLOSELOOP_API_TOKEN_DAYS if days is None else days
     if not 1 <= days <= 3650:
         raise ValueError(f"a token is valid for 1 to 3650 days, not {days}")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:  # the column's length: longer was a database error on PostgreSQL
+        raise ValueError(f"give the token a name of 1 to 100 characters, not {len(name)}")
     key = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(staff=staff, name=name, key_hash=hash_key(key), prefix=key[:8], created_at=now,
                                     expires_at=now + timedelta(days=days))

@@ -152,3 +152,11 @@ def test_tokens_made_before_expiry_keep_working_and_expire_from_the_migration_da
     token = ApiToken.objects.get(name="old")
     assert abs(token.expires_at - (migrated_at + timedelta(days=90))) < timedelta(minutes=1)
     assert api(Client(), key, "get", "/cases/").status_code == 200
+
+
+def test_create_token_refuses_a_name_it_cannot_store(practice):
+    with pytest.raises(CommandError, match="name of 1 to 100 characters"):
+        _cli("create_token", "coordinator", "--name", "x" * 101)
+    with pytest.raises(CommandError, match="name of 1 to 100 characters"):
+        _cli("create_token", "coordinator", "--name", "  ")
+    assert not ApiToken.objects.exists()
