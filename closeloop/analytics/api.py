@@ -87,6 +87,8 @@ def _scope(request: HttpRequest, q: ScopeQuery) -> Scope:
         raise HttpError(400, "end must be on or after start, at most 366 days later")
     if q.end >= date.max:  # the day after it, where the period ends, does not exist
         raise HttpError(400, f"end must be before {date.max.isoformat()}")
+    if q.start <= date.min:  # east of UTC its midnight is the day before in UTC, which does not exist
+        raise HttpError(400, f"start must be after {date.min.isoformat()}")
     # the office's midnights (a day around a DST change is 23 or 25 hours long)
     start = datetime.combine(q.start, time.min, tzinfo=zone).astimezone(UTC)
     end = datetime.combine(q.end + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)

@@ -72,3 +72,10 @@ def test_with_offices_in_several_zones_a_team_reads_on_its_own_clock(office):
     _open(office, datetime(2026, 3, 9, 22, 30, tzinfo=LA))  # the 10th in New York, the 9th on the coast
     assert _get(office, "/summary?start=2026-03-09&end=2026-03-09&team=billing")["cases"] == 1
     assert _get(office, "/summary?start=2026-03-10&end=2026-03-10&team=billing")["cases"] == 0
+
+
+def test_the_first_day_of_the_calendar_east_of_utc_is_refused_not_a_500(practice, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"  # its midnight on 0001-01-01 is the day before in UTC, which does not exist
+    key = create_token(practice.supervisor, "bi")
+    r = Client().get("/api/analytics/summary?start=0001-01-01&end=0001-01-02", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert r.status_code == 400 and "start must be after 0001-01-01" in r.json()["detail"]
