@@ -21,7 +21,9 @@ api = NinjaAPI(
     version="1",
     description="Every request gets an owner, a next step and an answer. "
     "Authenticate with `Authorization: Bearer <token>` (create one with `closeloop create-token`) "
-    "or a staff session.",
+    "or a staff session. Tokens expire (`closeloop tokens list` shows when; `closeloop tokens revoke` ends one). "
+    "A 409 carries the case as it is now and its `version`; past the per-token rate limit, 429 with "
+    "`Retry-After`. See docs/api.md.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
     parser=StrictParser(),
