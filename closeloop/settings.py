@@ -313,3 +313,13 @@ FILE_UPLOAD_HANDLERS = ["closeloop.web.uploads.SizeLimitHandler",
 CLOSELOOP_OUTBOX_RETRY_HOURS = min(max(1, envint("CLOSELOOP_OUTBOX_RETRY_HOURS", 72)), 720)
 CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS = max(120, envint("CLOSELOOP_OUTBOX_BACKOFF_MAX_SECONDS", 900))
 CLOSELOOP_OUTBOX_DELAY_NOTICE_MINUTES = max(1, envint("CLOSELOOP_OUTBOX_DELAY_NOTICE_MINUTES", 60))
+
+# ---- api
+# Days a new API token is valid (`closeloop create-token --days` sets it per token), 1 to 3650.
+CLOSELOOP_API_TOKEN_DAYS = envint("CLOSELOOP_API_TOKEN_DAYS", 90)
+if not 1 <= CLOSELOOP_API_TOKEN_DAYS <= 3650:
+    raise ImproperlyConfigured(f"CLOSELOOP_API_TOKEN_DAYS must be 1 to 3650, got {CLOSELOOP_API_TOKEN_DAYS}")
+# Calls per token (or staff session) per CLOSELOOP_API_RATE_WINDOW_SECONDS on /api/cases/ and on
+# /api/analytics/ (counted apart; 0 turns a limit off). A figure can take seconds to compute.
+CLOSELOOP_API_CASES_RATE_LIMIT = envint("CLOSELOOP_API_CASES_RATE_LIMIT", 240)
+CLOSELOOP_API_ANALYTICS_RATE_LIMIT = envint("CLOSELOOP_API_ANALYTICS_RATE_LIMIT", 60)

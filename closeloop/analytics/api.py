@@ -17,15 +17,16 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
+from closeloop.api.ratelimit import PerToken
 from closeloop.cases.models import Staff, Team
 
 from . import cache
 from .current import open_cases
-from .data import Scope
+from .data import Scope, office_zone
 from .figures import TABLES, Figures, headline
 from .tables import Table
 
-router = Router(tags=["analytics"])
+router = Router(tags=["analytics"], throttle=PerToken("analytics", "CLOSELOOP_API_ANALYTICS_RATE_LIMIT"))
 
 
 class ScopeQuery(Schema):
@@ -76,6 +77,8 @@ def _scope(request: HttpRequest, q: ScopeQuery) -> Scope:
         if team is None:
             raise HttpError(400, f"no team {q.team!r}")
         team_id = team.pk
+    zone = office_zone(_staff(request), team_id)
+    timezone.activate(zone)  # days, weeks and months in the answer are the office's (ZoneMiddleware resets it)
     if q.start is None and q.end is None:
         return Scope.last_days(_staff(request), now, q.days, team_id)
     if q.start is None or q.end is None:
@@ -84,8 +87,11 @@ def _scope(request: HttpRequest, q: ScopeQuery) -> Scope:
         raise HttpError(400, "end must be on or after start, at most 366 days later")
     if q.end >= date.max:  # the day after it, where the period ends, does not exist
         raise HttpError(400, f"end must be before {date.max.isoformat()}")
-    start = datetime.combine(q.start, time.min, tzinfo=UTC)
-    end = datetime.combine(q.end + timedelta(days=1), time.min, tzinfo=UTC)
+    if q.start <= date.min:  # east of UTC its midnight is the day before in UTC, which does not exist
+        raise HttpError(400, f"start must be after {date.min.isoformat()}")
+    # the office's midnights (a day around a DST change is 23 or 25 hours long)
+    start = datetime.combine(q.start, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(q.end + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
     return Scope(_staff(request), start, end, now, team_id)
 
 

@@ -26,7 +26,7 @@ from django.db import connections, router
 from django.db.models import Max
 from django.utils import timezone
 
-from closeloop.cases.models import Event, Message
+from closeloop.cases.models import Event, Message, Staff
 
 from .data import Scope
 from .figures import Report
@@ -48,7 +48,8 @@ def key(scope: Scope, what: str) -> str:
     staff = scope.staff
     viewer = "none" if staff is None else f"{staff.pk}:{staff.role}"
     state = LedgerState.objects.filter(pk=1).values_list("fingerprint", "remeasured_through").first()
-    parts = [what, viewer, scope.team_id, _minute(scope.start), _minute(scope.end), _minute(scope.now),
+    parts = [what, viewer, scope.team_id, str(timezone.get_current_timezone()),  # whose days the rows are
+             _minute(scope.start), _minute(scope.end), _minute(scope.now),
              Event.objects.aggregate(m=Max("id"))["m"], Message.objects.aggregate(m=Max("id"))["m"], state]
     return _name(parts)
 
@@ -73,13 +74,22 @@ def what_if(scope: Scope, options: object, compute: Callable[[], T]) -> T:
     """The what-if answer for this viewer, period, team and choice, kept for WHAT_IF_SECONDS or until
     WHAT_IF_EVENTS more events have been written: not keyed by the newest event like the report, since
     weeks of history barely move with one event and replaying the model on every view of a busy office
-    would keep a CPU busy; but a burst (a demo replay, a morning's mail) shows within a view or two."""
+    would keep a CPU busy; but a burst (a demo replay, a morning's mail) shows within a view or two.
+    Any change to the roster (who is in which team, role, capacity, active, auto-assign) is a new key at
+    once: it decides which cases the viewer may see and how many coordinators the model has."""
     staff = scope.staff
     days = round((scope.end - scope.start).total_seconds() / 86400)
     newest = Event.objects.aggregate(m=Max("id"))["m"] or 0
     parts = ["what-if", None if staff is None else (staff.pk, staff.role), scope.team_id, days, options,
-             int(scope.now.timestamp() // WHAT_IF_SECONDS), newest // WHAT_IF_EVENTS]
+             int(scope.now.timestamp() // WHAT_IF_SECONDS), newest // WHAT_IF_EVENTS, roster()]
     return cast(T, cache.get_or_set(_name(parts), compute, WHAT_IF_SECONDS))
+
+
+def roster() -> str:
+    """A fingerprint of the staff roster: two small reads (an office has tens of staff, not thousands)."""
+    people = Staff.objects.order_by("id").values_list("id", "role", "capacity", "is_active", "auto_assign")
+    members = Staff.teams.through.objects.order_by("staff_id", "team_id").values_list("staff_id", "team_id")
+    return hashlib.sha256(repr((list(people), list(members))).encode()).hexdigest()
 
 
 def recall(scope: Scope, what: str) -> object | None:

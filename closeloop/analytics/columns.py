@@ -21,6 +21,7 @@ import numpy as np
 from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, Min, Q, QuerySet, Sum
 from django.db.models.functions import Substr, TruncDate
+from django.utils import timezone
 
 from closeloop.cases.models import Case, Message
 from closeloop.cases.stages import Stage
@@ -85,8 +86,10 @@ def _flag(q: Q) -> ExpressionWrapper:
 def _fetch(cases: QuerySet[Case]) -> list[tuple[Any, ...]]:
     """The rows as the database driver hands them over: Django's per-value converters (booleans,
     dates) cost more than the fetch itself at 50,000 rows, and the columns need none of them."""
+    zone = timezone.get_current_timezone()  # the office's days (the pages and the API activate its zone)
     sqlite = connections[cases.db].vendor == "sqlite"  # it keeps UTC datetimes as ISO text: the date leads
-    day = Substr("opened_at", 1, 10) if sqlite else TruncDate("opened_at", tzinfo=UTC)
+    # SQLite: the UTC minute, moved to the office's day in Python (`_days`); no zone's offset is finer
+    day = Substr("opened_at", 1, 10 if str(zone) == "UTC" else 16) if sqlite else TruncDate("opened_at", tzinfo=zone)
     query = cases.annotate(
         is_merged=_flag(Q(merged_into__isnull=False)), finished=_flag(Q(stage=Stage.CLOSED, closed_at__isnull=False)),
         chained=_flag(Q(analytics_facts__chained=True)), day=day,
@@ -98,7 +101,16 @@ def _fetch(cases: QuerySet[Case]) -> list[tuple[Any, ...]]:
 
 
 def _days(raw: Sequence[Any]) -> list[date]:
-    known = {value: date.fromisoformat(str(value)[:10]) for value in set(raw)}
+    """Each case's opening day: a date (PostgreSQL, or SQLite in UTC) or a UTC minute (SQLite elsewhere)."""
+    zone = timezone.get_current_timezone()
+
+    def day(value: Any) -> date:
+        text = str(value)
+        if len(text) <= 10:
+            return date.fromisoformat(text[:10])
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).astimezone(zone).date()
+
+    known = {value: day(value) for value in set(raw)}
     return [known[value] for value in raw]
 
 

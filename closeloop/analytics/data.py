@@ -13,22 +13,37 @@ which wants wall-clock intervals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db.models import F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lead
+from django.utils import timezone
 
 from closeloop.cases.access import visible_cases
 from closeloop.cases.models import Case, Event, Message, Staff
 from closeloop.cases.stages import WaitingOn
+from closeloop.followups.calendar import ALWAYS_OPEN, calendar_for_team, zones
 
 from .clock import Clock
 from .models import Interval
 
 COMPLETING = Q(to_stage="closed") & ~Q(from_stage="closed")
 ARRIVING = Q(kind="opened") | (Q(from_stage="closed") & ~Q(to_stage="closed"))
+
+
+def office_zone(staff: Staff | None, team_id: int | None = None) -> tzinfo:
+    """Whose days a report counts in, as the pages read them (`web.zone`): the one office's zone; with
+    offices in several zones the chosen team's calendar's, else the viewer's first team's; with no
+    calendar, `CLOSELOOP_TIME_ZONE`."""
+    configured = zones()
+    if len(configured) <= 1:
+        return next(iter(configured), timezone.get_default_timezone())
+    if team_id is None and staff is not None:
+        team_id = staff.teams.order_by("id").values_list("id", flat=True).first()
+    calendar = calendar_for_team(team_id)
+    return timezone.get_default_timezone() if calendar is ALWAYS_OPEN else calendar.tz
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,28 @@ class Replay:
             self._act(ref, "close", {"version": case["version"], "outcome": "completed"})
 
 
+class PatientTransport(httpx.HTTPTransport):
+    """Waits out the API's rate limit: a 429 is retried after its `Retry-After` (at most `tries` times, each
+    wait at most `longest` seconds), so a fast replay slows down instead of leaving cases unworked."""
+
+    def __init__(self, tries: int = 10, longest: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__()
+        self.tries, self.longest, self.sleep = tries, longest, sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self.tries - 1):
+            response = super().handle_request(request)
+            if response.status_code != 429:
+                return response
+            try:
+                wait = float(response.headers.get("Retry-After", "1"))
+            except ValueError:  # an HTTP date instead of seconds: wait a second and ask again
+                wait = 1.0
+            response.close()
+            self.sleep(min(self.longest, max(0.0, wait)))
+        return super().handle_request(request)
+
+
 def pdf(text: str) -> bytes:
     """A minimal one-page PDF showing `text` (what a scanner drops into the watched folder)."""
     lines = [ln.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for ln in text.splitlines()]

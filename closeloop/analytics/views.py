@@ -18,7 +18,7 @@ from closeloop.cases.access import staff_for
 from closeloop.cases.models import AuditEntry, Staff, Team
 
 from . import cache, svg, whatif
-from .data import Scope
+from .data import Scope, office_zone
 from .figures import Figures, Report, report
 from .metrics import exposition
 from .tables import Table
@@ -44,6 +44,7 @@ def _scope(request: HttpRequest, staff: Staff) -> Scope:
         if team is None:
             raise BadScope("no such team")
         team_id = team.pk
+    timezone.activate(office_zone(staff, team_id))  # the API's rule: a team's figures on its office's clock
     return Scope.last_days(staff, timezone.now(), days, team_id)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import HttpError
+from ninja.errors import HttpError, Throttled
 
 from closeloop.cases.actions import ActionError, ConflictError
 from closeloop.cases.stages import TransitionError
 
 from .auth import SessionAuth, TokenAuth
+from .cases import CaseConflict
 from .cases import router as cases_router
 from .parser import NulInText, StrictParser
 
@@ -18,12 +21,20 @@ api = NinjaAPI(
     version="1",
     description="Every request gets an owner, a next step and an answer. "
     "Authenticate with `Authorization: Bearer <token>` (create one with `closeloop create-token`) "
-    "or a staff session.",
+    "or a staff session. Tokens expire (`closeloop tokens list` shows when; `closeloop tokens revoke` ends one). "
+    "A 409 carries the case as it is now and its `version`; past the per-token rate limit, 429 with "
+    "`Retry-After`. See docs/api.md.",
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",
     parser=StrictParser(),
 )
 api.add_router("/cases", cases_router)
+
+
+@api.exception_handler(CaseConflict)
+def case_conflict(request: HttpRequest, exc: CaseConflict) -> HttpResponse:
+    body = {"detail": str(exc), "field": None, "version": exc.case.version, "case": exc.case.dict()}
+    return api.create_response(request, body, status=409)
 
 
 @api.exception_handler(ConflictError)
@@ -44,6 +55,13 @@ def _nul(request: HttpRequest, exc: NulInText) -> HttpResponse:
 @api.exception_handler(NulInText)
 def nul_in_query(request: HttpRequest, exc: NulInText) -> HttpResponse:
     return _nul(request, exc)
+
+
+@api.exception_handler(Throttled)
+def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    # ninja adds Retry-After (the seconds until this token's window ends) to this answer
+    wait = f"; retry in {math.ceil(exc.wait)} s" if exc.wait else ""
+    return api.create_response(request, {"detail": f"too many requests for this token{wait}"}, status=429)
 
 
 @api.exception_handler(HttpError)

@@ -3,17 +3,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from ninja.errors import AuthenticationError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from closeloop.cases.access import staff_for
-from closeloop.cases.tokens import staff_for_token
+from closeloop.cases.tokens import TokenRefused, staff_for_token
 
 
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer cl_…` for other systems."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        staff = staff_for_token(token)
+        try:
+            staff = staff_for_token(token)
+        except TokenRefused as exc:  # a 401 that says why (expired, revoked), not a bare "Unauthorized"
+            raise AuthenticationError(message=str(exc)) from None
         if staff is not None:
             request.staff = staff  # type: ignore[attr-defined]
         return staff

@@ -31,13 +31,14 @@ from closeloop.cases.models import (
     Team,
     parse_reference,
 )
-from closeloop.cases.stages import OPEN_STAGES, Stage, WaitingOn
+from closeloop.cases.stages import OPEN_STAGES, Stage, TransitionError, WaitingOn
 from closeloop.understanding.pipeline import enqueue_case
 from closeloop.web.replies import may_approve, second_person
 
 from . import schemas as s
+from .ratelimit import PerToken
 
-router = Router(tags=["cases"])
+router = Router(tags=["cases"], throttle=PerToken("cases", "CLOSELOOP_API_CASES_RATE_LIMIT"))
 
 
 def _staff(request: HttpRequest) -> Staff:
@@ -238,22 +239,39 @@ def list_messages(request: HttpRequest, ref: str) -> list[Message]:
     return list(case.messages.all())
 
 
+class CaseConflict(Exception):
+    """A 409 that carries the case as it is now (api.py answers it with `schemas.ConflictOut`)."""
+
+    def __init__(self, message: str, case: s.CaseDetailOut) -> None:
+        super().__init__(message)
+        self.case = case
+
+
+ACTION = {200: s.CaseDetailOut, 409: s.ConflictOut}  # every action's answers (400/403/404/422 as everywhere)
+
+
 def _act(request: HttpRequest, ref: str, payload: s.Versioned, permission: str,
          run: Callable[[Case, actions.Actor], Any]) -> s.CaseDetailOut:
     _need(request, permission)
     case = _get(request, ref)
-    _check_version(case, payload.version)
-    run(case, _actor(request))
+    try:
+        _check_version(case, payload.version)
+        run(case, _actor(request))
+    except (actions.ConflictError, TransitionError) as exc:
+        # the client's picture is out of date: give it the case as it is, so it recovers without a second GET
+        current = _get(request, ref)
+        _audit(request, "api_view", current, "conflict")
+        raise CaseConflict(str(exc), _detail(current)) from exc
     return _detail(_get(request, ref))
 
 
-@router.post("/{ref}/assign", response=s.CaseDetailOut, summary="Assign to a team and/or person")
+@router.post("/{ref}/assign", response=ACTION, summary="Assign to a team and/or person")
 def assign(request: HttpRequest, ref: str, payload: s.AssignIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.assign(
         c, a, team=_team(payload.team), owner=_user(payload.owner, "owner"), reason=payload.reason))
 
 
-@router.post("/{ref}/classify", response=s.CaseDetailOut, summary="Set or correct the request type")
+@router.post("/{ref}/classify", response=ACTION, summary="Set or correct the request type")
 def classify(request: HttpRequest, ref: str, payload: s.ClassifyIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         rt = _request_type(payload.request_type)
@@ -263,12 +281,12 @@ def classify(request: HttpRequest, ref: str, payload: s.ClassifyIn) -> s.CaseDet
     return _act(request, ref, payload, "work", run)
 
 
-@router.post("/{ref}/triage", response=s.CaseDetailOut, summary="Send to the human triage queue")
+@router.post("/{ref}/triage", response=ACTION, summary="Send to the human triage queue")
 def triage(request: HttpRequest, ref: str, payload: s.TriageIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.send_to_triage(c, a, reason=payload.reason))
 
 
-@router.post("/{ref}/messages", response=s.CaseDetailOut, summary="Record an inbound message")
+@router.post("/{ref}/messages", response=ACTION, summary="Record an inbound message")
 def record_message(request: HttpRequest, ref: str, payload: s.InboundMessageIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         actor = actions.Actor.requester(payload.sender) if payload.from_requester else a
@@ -281,25 +299,25 @@ def record_message(request: HttpRequest, ref: str, payload: s.InboundMessageIn) 
     return _act(request, ref, payload, "work", run)
 
 
-@router.post("/{ref}/fields", response=s.CaseDetailOut, summary="Record fields")
+@router.post("/{ref}/fields", response=ACTION, summary="Record fields")
 def record_fields(request: HttpRequest, ref: str, payload: s.FieldsIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.record_fields(
         c, a, {k: v.dict() for k, v in payload.fields.items()}))
 
 
-@router.post("/{ref}/request-info", response=s.CaseDetailOut, summary="Ask the requester for what is missing")
+@router.post("/{ref}/request-info", response=ACTION, summary="Ask the requester for what is missing")
 def request_info(request: HttpRequest, ref: str, payload: s.RequestInfoIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.request_missing_info(
         c, a, fields=payload.fields, message=payload.message))
 
 
-@router.post("/{ref}/wait", response=s.CaseDetailOut, summary="Wait on a party until a time")
+@router.post("/{ref}/wait", response=ACTION, summary="Wait on a party until a time")
 def wait(request: HttpRequest, ref: str, payload: s.WaitIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.wait_on(
         c, a, party=payload.party, until=payload.until, reason=payload.reason))
 
 
-@router.post("/{ref}/hand-to-specialist", response=s.CaseDetailOut, summary="Brief a specialist")
+@router.post("/{ref}/hand-to-specialist", response=ACTION, summary="Brief a specialist")
 def hand(request: HttpRequest, ref: str, payload: s.HandIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         specialist = _user(payload.specialist, "specialist")
@@ -309,19 +327,19 @@ def hand(request: HttpRequest, ref: str, payload: s.HandIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", run)
 
 
-@router.post("/{ref}/specialist-answer", response=s.CaseDetailOut, summary="Record the specialist's answer")
+@router.post("/{ref}/specialist-answer", response=ACTION, summary="Record the specialist's answer")
 def answer(request: HttpRequest, ref: str, payload: s.AnswerIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "answer", lambda c, a: actions.record_specialist_answer(
         c, a, answer=payload.answer))
 
 
-@router.post("/{ref}/drafts", response=s.CaseDetailOut, summary="Draft a reply for approval")
+@router.post("/{ref}/drafts", response=ACTION, summary="Draft a reply for approval")
 def draft(request: HttpRequest, ref: str, payload: s.DraftIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.draft_reply(
         c, a, subject=payload.subject or f"Re: {c.subject}", body=payload.body))
 
 
-@router.post("/{ref}/send", response=s.CaseDetailOut, summary="Approve a draft, or send a reply")
+@router.post("/{ref}/send", response=ACTION, summary="Approve a draft, or send a reply")
 def send(request: HttpRequest, ref: str, payload: s.SendIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         message = None
@@ -339,35 +357,35 @@ def send(request: HttpRequest, ref: str, payload: s.SendIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "approve", run)
 
 
-@router.post("/{ref}/snooze", response=s.CaseDetailOut, summary="Snooze until a time, with a reason")
+@router.post("/{ref}/snooze", response=ACTION, summary="Snooze until a time, with a reason")
 def snooze(request: HttpRequest, ref: str, payload: s.SnoozeIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.snooze(
         c, a, until=payload.until, reason=payload.reason))
 
 
-@router.post("/{ref}/wake", response=s.CaseDetailOut, summary="End a snooze")
+@router.post("/{ref}/wake", response=ACTION, summary="End a snooze")
 def wake(request: HttpRequest, ref: str, payload: s.Versioned) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.wake(c, a))
 
 
-@router.post("/{ref}/escalate", response=s.CaseDetailOut, summary="Escalate")
+@router.post("/{ref}/escalate", response=ACTION, summary="Escalate")
 def escalate(request: HttpRequest, ref: str, payload: s.EscalateIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "escalate", lambda c, a: actions.escalate(
         c, a, reason=payload.reason, to=_user(payload.to, "to")))
 
 
-@router.post("/{ref}/close", response=s.CaseDetailOut, summary="Close with an outcome")
+@router.post("/{ref}/close", response=ACTION, summary="Close with an outcome")
 def close(request: HttpRequest, ref: str, payload: s.CloseIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.close(
         c, a, outcome=payload.outcome, note=payload.note, notify=payload.notify))
 
 
-@router.post("/{ref}/reopen", response=s.CaseDetailOut, summary="Reopen a closed case")
+@router.post("/{ref}/reopen", response=ACTION, summary="Reopen a closed case")
 def reopen(request: HttpRequest, ref: str, payload: s.ReopenIn) -> s.CaseDetailOut:
     return _act(request, ref, payload, "work", lambda c, a: actions.reopen(c, a, reason=payload.reason))
 
 
-@router.post("/{ref}/merge", response=s.CaseDetailOut, summary="Merge this duplicate into a primary case")
+@router.post("/{ref}/merge", response=ACTION, summary="Merge this duplicate into a primary case")
 def merge(request: HttpRequest, ref: str, payload: s.MergeIn) -> s.CaseDetailOut:
     def run(c: Case, a: actions.Actor) -> Any:
         return actions.merge(c, _get(request, payload.into), a)

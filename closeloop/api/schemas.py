@@ -224,3 +224,13 @@ class MergeIn(Versioned):
 class ErrorOut(Schema):
     detail: str
     field: str | None = None
+
+
+class ConflictOut(Schema):
+    """A 409: the case changed since the client loaded it (stale `version`) or the move does not fit its stage."""
+
+    detail: str
+    field: str | None = None
+    version: int = Field(..., description="The case's version now: send it to retry on the current state.")
+    case: CaseDetailOut = Field(..., description="The case as it is now, as GET /api/cases/{ref} returns it.")
+

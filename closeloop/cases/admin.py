@@ -59,7 +59,7 @@ admin.site.register(Party)
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "staff", "created_at", "last_used_at", "revoked"]
+    list_display = ["name", "prefix", "staff", "created_at", "expires_at", "last_used_at", "revoked"]
     readonly_fields = ["key_hash", "prefix", "created_at", "last_used_at"]
 
 

@@ -6,6 +6,7 @@ Nobody calls `.save()` on a Case outside `actions.py`; see docs/decisions.md.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -328,6 +329,12 @@ class Document(models.Model):
         return self.filename
 
 
+def token_expiry() -> datetime:
+    """A new token's end: `CLOSELOOP_API_TOKEN_DAYS` from now (tokens that predate expiry got theirs
+    from the migration's date, this same default)."""
+    return timezone.now() + timedelta(days=settings.CLOSELOOP_API_TOKEN_DAYS)
+
+
 class ApiToken(models.Model):
     """A token another system uses to call the API as a staff account. Only the hash is kept."""
 
@@ -336,6 +343,7 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8)
     created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=token_expiry, help_text="Refused (401) from this instant on.")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
 

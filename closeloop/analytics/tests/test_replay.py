@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import httpx
@@ -27,6 +27,10 @@ def test_a_replay_opens_cases_through_the_api_and_works_them(practice, live_serv
     assert {"opened", "assigned", "reply_sent"} <= kinds
     assert Event.objects.filter(actor_kind="staff").exists()
     assert "sent: {'api':" in out.getvalue()
+    from closeloop.cases.models import ApiToken
+
+    ends = ApiToken.objects.filter(name="demo-replay").values_list("expires_at", flat=True)
+    assert len(ends) == 2 and all(end < datetime.now(UTC) + timedelta(days=2) for end in ends)  # not 90 days
 
 
 def test_a_replay_mails_the_smtp_listener_and_fills_the_watched_folder(practice, live_server, smtp_server, tmp_path):
@@ -90,7 +94,7 @@ def test_after_a_replay_the_dashboard_says_what_one_more_coordinator_would_chang
             elapsed[0] += seconds
             traveller.shift(seconds)
 
-        staff, specialist = _client(live_server.url, "supervisor"), _client(live_server.url, "specialist")
+        staff, specialist = _client(live_server.url, "supervisor", 3), _client(live_server.url, "specialist", 3)
         replay = Replay(staff=staff, staff_name="supervisor", specialist=specialist, specialist_name="specialist",
                         channels=Channels(), per_day=40, capacity_per_hour=6, speed=1, sleep=sleep,
                         clock=lambda: elapsed[0])
@@ -104,3 +108,13 @@ def test_after_a_replay_the_dashboard_says_what_one_more_coordinator_would_chang
         assert figure in dashboard
     assert "the model is trusted" in panel, panel
     assert "one more coordinator" in panel and "Time to first answer by scenario" in panel
+
+
+
+def test_the_replays_clients_wait_out_the_apis_rate_limit_instead_of_failing(practice, live_server, settings):
+    settings.CLOSELOOP_API_CASES_RATE_LIMIT = 3
+    settings.CLOSELOOP_API_RATE_WINDOW_SECONDS = 1
+    with _client(live_server.url, "supervisor") as patient:
+        assert {patient.get("/api/cases/").status_code for _ in range(7)} == {200}
+    with httpx.Client(base_url=live_server.url, headers=dict(patient.headers)) as hasty:
+        assert 429 in {hasty.get("/api/cases/").status_code for _ in range(7)}

@@ -113,3 +113,34 @@ def test_a_burst_of_events_replaces_the_kept_answer_within_the_quarter_hour(prac
         after = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content.decode()
     assert len(calls) == 2
     assert "replays the 20 requests" in before and "replays the 80 requests" in after
+
+
+def test_a_coordinator_taken_off_a_team_no_longer_gets_the_kept_answer_about_its_cases(practice):
+    _recorded_history(practice)  # every case is the intake team's
+    jordan = _client(practice, "jordan")  # intake and records
+    with time_machine.travel(LATER, tick=False):
+        assert "replays the 60 requests" in jordan.get("/analytics/what-if/?days=17").content.decode()
+        practice.staff["jordan"].teams.remove(practice.teams["intake"])
+        after = jordan.get("/analytics/what-if/?days=17").content.decode()
+    assert "no arrivals to replay in that period" in after
+
+
+def test_a_change_to_the_roster_replaces_the_kept_answer(practice, monkeypatch):
+    _recorded_history(practice)
+    calls = []
+    real = whatif.what_if
+    monkeypatch.setattr(whatif, "what_if", lambda scope, options: calls.append(options) or real(scope, options))
+    client = _client(practice)
+    with time_machine.travel(LATER, tick=False):
+        client.get("/analytics/what-if/?days=17")
+        client.get("/analytics/what-if/?days=17")
+        assert len(calls) == 1
+        practice.staff["riley"].teams.add(practice.teams["intake"])  # someone joins the team
+        client.get("/analytics/what-if/?days=17")
+        assert len(calls) == 2
+        type(practice.staff["riley"]).objects.filter(pk=practice.staff["riley"].pk).update(capacity=5)
+        client.get("/analytics/what-if/?days=17")
+        assert len(calls) == 3
+        practice.staff["riley"].teams.remove(practice.teams["intake"])  # and leaves it again
+        client.get("/analytics/what-if/?days=17")
+    assert len(calls) == 4

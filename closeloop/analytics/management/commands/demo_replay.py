@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from closeloop.analytics.replay import Channels, Replay
+from closeloop.analytics.replay import Channels, PatientTransport, Replay
 from closeloop.cases.models import Staff
 from closeloop.cases.tokens import create_token
 from closeloop.intake.models import SmtpRoute
@@ -43,7 +44,9 @@ class Command(BaseCommand):
             raise CommandError(f"--folder {channels.folder} is not a directory")
         if not (channels.api or channels.smtp or channels.folder or channels.webform):
             raise CommandError("no channel left to send requests through")
-        staff, specialist = _client(options["url"], options["staff"]), _client(options["url"], options["specialist"])
+        lasts = 1 + math.ceil(options["days"] / options["speed"])  # real days the replay runs, and one to spare
+        staff = _client(options["url"], options["staff"], lasts)
+        specialist = _client(options["url"], options["specialist"], lasts)
         replay = Replay(staff=staff, staff_name=options["staff"], specialist=specialist,
                         specialist_name=options["specialist"], channels=channels, per_day=options["per_day"],
                         capacity_per_hour=options["capacity"], speed=options["speed"], seed=options["seed"])
@@ -76,9 +79,11 @@ def _hostport(value: str | None) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def _client(url: str, username: str) -> httpx.Client:
+def _client(url: str, username: str, days: int = 1) -> httpx.Client:
+    """An API client acting as `username`, with a token that expires when the replay is done (not in 90 days)."""
     staff = Staff.objects.filter(user__username=username, is_active=True).first()
     if staff is None:
         raise CommandError(f"no active staff member {username!r}")
-    token = create_token(staff, "demo-replay")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    token = create_token(staff, "demo-replay", days=min(days, 3650))
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                        transport=PatientTransport())
