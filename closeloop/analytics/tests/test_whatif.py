@@ -64,11 +64,17 @@ def test_an_empty_period_says_why_and_bad_values_are_refused(practice):
     assert Client().get("/analytics/what-if/").status_code == 302
 
 
-def test_the_answer_is_kept_a_while_instead_of_replaying_on_every_view(practice, monkeypatch):
-    _recorded_history(practice)
-    calls = []
+def _count_replays(monkeypatch) -> list:
+    """Every replay the views run, by its options."""
+    calls: list = []
     real = whatif.what_if
     monkeypatch.setattr(whatif, "what_if", lambda scope, options: calls.append(options) or real(scope, options))
+    return calls
+
+
+def test_the_answer_is_kept_a_while_instead_of_replaying_on_every_view(practice, monkeypatch):
+    _recorded_history(practice)
+    calls = _count_replays(monkeypatch)
     client = _client(practice)
     with time_machine.travel(LATER, tick=False):
         first = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content
@@ -103,9 +109,7 @@ def test_a_case_still_waiting_in_triage_is_not_taken_for_triage_work(practice):
 
 def test_a_burst_of_events_replaces_the_kept_answer_within_the_quarter_hour(practice, monkeypatch):
     _recorded_history(practice, n=20)
-    calls = []
-    real = whatif.what_if
-    monkeypatch.setattr(whatif, "what_if", lambda scope, options: calls.append(options) or real(scope, options))
+    calls = _count_replays(monkeypatch)
     client = _client(practice)
     with time_machine.travel(LATER, tick=False):
         before = client.get("/analytics/what-if/?days=17", headers={"HX-Request": "true"}).content.decode()
@@ -127,9 +131,7 @@ def test_a_coordinator_taken_off_a_team_no_longer_gets_the_kept_answer_about_its
 
 def test_a_change_to_the_roster_replaces_the_kept_answer(practice, monkeypatch):
     _recorded_history(practice)
-    calls = []
-    real = whatif.what_if
-    monkeypatch.setattr(whatif, "what_if", lambda scope, options: calls.append(options) or real(scope, options))
+    calls = _count_replays(monkeypatch)
     client = _client(practice)
     with time_machine.travel(LATER, tick=False):
         client.get("/analytics/what-if/?days=17")
