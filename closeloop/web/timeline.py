@@ -20,6 +20,18 @@ EVENT_LABELS = {
     "merged": "Merged", "merged_in": "Duplicate merged in", "links_revoked": "Requester links revoked",
     "rated": "Requester rated the outcome", "mail_failed": "Mail could not be delivered",
     "document_uploaded": "Document uploaded", "requester_unreachable": "Requester could not be reached by email",
+    # Mail out, and what became of it.
+    "mail_delayed": "Mail delayed: still trying", "mail_requeued": "Mail queued again after the outage",
+    "mail_retried": "Mail sent again on request", "mail_bounced": "Mail bounced",
+    "ack_sent": "Acknowledgement sent", "ack_not_sent": "No acknowledgement sent",
+    # Intake's notes on what arrived.
+    "auto_reply_received": "Automatic reply received", "duplicate_received": "Duplicate received",
+    "attachments_rejected": "Attachments refused", "linked_case": "Linked to another case",
+    "referenced_by_other_sender": "Named by another sender", "document_unreadable": "Document unreadable",
+    # Follow-ups.
+    "requester_chased": "Requester chased", "owner_reminded": "Owner reminded",
+    "specialist_reminded": "Specialist reminded", "reminder_undelivered": "Reminder could not be delivered",
+    "priority_set": "Priority set",
 }
 
 
@@ -53,6 +65,10 @@ def describe(event: Event) -> str:
             parts.append("to " + ", ".join(str(a) for a in to))
         if isinstance(data.get("error"), str) and data["error"]:
             parts.append(f"the server said: {data['error'][:300]}")
+    if isinstance(data.get("reasons"), list):  # attachments_rejected: each file and why
+        parts.append("; ".join(str(r) for r in data["reasons"][:10]))
+    if event.kind in ("mail_bounced", "auto_reply_received") and data.get("from"):
+        parts.append(f"from {data['from']}: {data.get('subject') or '(no subject)'}")
     if event.kind == "rated" and data.get("rating"):
         parts.append(f"{data['rating']} of 5")
     if event.kind == "snoozed" and data.get("until"):

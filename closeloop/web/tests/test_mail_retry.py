@@ -38,7 +38,7 @@ def test_it_offers_retry_on_failed_mail_and_queues_it_again(coordinator_client: 
     response = coordinator_client.post(_retry_url(referral, row), follow=True)
     assert response.status_code == 200
     page = response.content.decode()
-    assert "queued again" in page
+    assert "queued again" in page and "Mail sent again on request" in page  # the event's label
     assert f'action="{_retry_url(referral, row)}"' not in page  # no button once it is no longer failed
     row.refresh_from_db()
     assert row.status == OutboxMessage.Status.PENDING
