@@ -1,4 +1,4 @@
-"""Intake over HTTP: submissions from other systems, and the staff quarantine (list, detail, retry)."""
+"""Intake over HTTP: submissions from other systems, and the staff quarantine (list, detail, retry, dismiss)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .channels.api.adapter import KeyReused, submit
 from .inbound import read_raw
 from .models import InboundMessage
 from .pipeline import answerable, retry
+from .quarantine import REASON_MAX, CannotDismiss, dismiss
 from .ratelimit import refusal
 
 router = Router(tags=["intake"])
@@ -164,4 +165,27 @@ def retry_inbound(request: HttpRequest, inbound_id: int) -> InboundOut | HttpRes
         raise HttpError(409, f"inbound {row.pk} is {row.status}, not quarantined")
     row = retry(row)
     row.refresh_from_db()
+    return InboundOut.of(row)
+
+
+class DismissIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=REASON_MAX,
+                        description="Why it needs nothing (spam, a test, handled by phone); kept and audited.")
+
+
+@router.post("/inbound/{inbound_id}/dismiss", response=InboundOut, summary="Dismiss a quarantined message")
+def dismiss_inbound(request: HttpRequest, inbound_id: int, body: DismissIn) -> InboundOut | HttpResponse:
+    """Seen, nothing to do (the Quarantine page's Dismiss): the message leaves the open quarantine, kept with
+    its raw bytes, who, when and why; an audit entry `quarantine_dismiss`. 409 when it is not quarantined."""
+    if (refused := refusal(request)) is not None:
+        return refused
+    staff = _staff(request)
+    row = get_object_or_404(_visible(staff), pk=inbound_id)
+    if row.status != InboundMessage.Status.QUARANTINED:
+        raise HttpError(409, f"inbound {row.pk} is not in quarantine (it is {row.status})")
+    try:
+        row = dismiss(row.pk, staff, body.reason, ip=request.META.get("REMOTE_ADDR"))
+    except CannotDismiss as refused_:
+        changed = InboundMessage.objects.filter(pk=row.pk).exclude(status=InboundMessage.Status.QUARANTINED)
+        raise HttpError(409 if changed.exists() else 400, str(refused_)) from refused_
     return InboundOut.of(row)

@@ -19,6 +19,8 @@ from closeloop.cases import actions
 from closeloop.cases.access import can
 from closeloop.cases.models import Case, Message, Staff, parse_reference
 from closeloop.cases.stages import Stage
+from closeloop.outbound import retries
+from closeloop.outbound.models import OutboxMessage
 from closeloop.outbound.templates import render as render_template
 
 from . import forms as f
@@ -356,6 +358,28 @@ def case_act(request: HttpRequest, case_id: int, name: str) -> HttpResponse:
         _say_inline(request, name, form)
         return _render_case(request, case, {name: form}, status=400, open_action=name)
     messages.success(request, done)
+    return redirect("web:case", case_id=case_id)
+
+
+@staff_required
+@require_POST
+def mail_retry(request: HttpRequest, case_id: int, mail_id: int) -> HttpResponse:
+    """Send a failed message of this case again (outbound.retries.retry_by_hand): the same rules as
+    POST /api/followups/mail/{id}/retry (the `work` permission, the case in sight), audited."""
+    staff: Staff = request.staff  # type: ignore[attr-defined]
+    if not can(staff, "work"):
+        raise PermissionDenied("your role may not do this")
+    case = case_for(staff, case_id)
+    row = OutboxMessage.objects.filter(pk=mail_id, case=case).first()
+    if row is None:
+        raise Http404("no such message on this case")
+    try:
+        row = retries.retry_by_hand(row, staff)
+    except ValueError as exc:
+        messages.error(request, f"Mail not retried: {exc}.")
+        return redirect("web:case", case_id=case_id)
+    audit(request, "mail_retry", case, f"outbox {row.pk} to {', '.join(row.to)}")
+    messages.success(request, f"The message to {', '.join(row.to)} is queued again; it goes out in a moment.")
     return redirect("web:case", case_id=case_id)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from closeloop.cases.models import Case, Event, Message
+from closeloop.outbound.models import OutboxMessage
 
 from .forms import staff_label
 
@@ -19,6 +20,18 @@ EVENT_LABELS = {
     "merged": "Merged", "merged_in": "Duplicate merged in", "links_revoked": "Requester links revoked",
     "rated": "Requester rated the outcome", "mail_failed": "Mail could not be delivered",
     "document_uploaded": "Document uploaded", "requester_unreachable": "Requester could not be reached by email",
+    # Mail out, and what became of it.
+    "mail_delayed": "Mail delayed: still trying", "mail_requeued": "Mail queued again after the outage",
+    "mail_retried": "Mail sent again on request", "mail_bounced": "Mail bounced",
+    "ack_sent": "Acknowledgement sent", "ack_not_sent": "No acknowledgement sent",
+    # Intake's notes on what arrived.
+    "auto_reply_received": "Automatic reply received", "duplicate_received": "Duplicate received",
+    "attachments_rejected": "Attachments refused", "linked_case": "Linked to another case",
+    "referenced_by_other_sender": "Named by another sender", "document_unreadable": "Document unreadable",
+    # Follow-ups.
+    "requester_chased": "Requester chased", "owner_reminded": "Owner reminded",
+    "specialist_reminded": "Specialist reminded", "reminder_undelivered": "Reminder could not be delivered",
+    "priority_set": "Priority set",
 }
 
 
@@ -30,6 +43,7 @@ class Entry:
     who: str
     detail: str = ""
     message: Message | None = None
+    retry_mail: int | None = None  # a failed outbox row staff may send again from here
 
 
 def describe(event: Event) -> str:
@@ -45,6 +59,16 @@ def describe(event: Event) -> str:
     if event.kind in ("info_requested", "fields_recorded"):
         names = data.get("fields") or []
         parts.append(", ".join(staff_label(str(n)) for n in names))
+    if event.kind == "mail_failed":  # which mail and why, so staff can fix the address before a retry
+        to = data.get("to")
+        if isinstance(to, list) and to:
+            parts.append("to " + ", ".join(str(a) for a in to))
+        if isinstance(data.get("error"), str) and data["error"]:
+            parts.append(f"the server said: {data['error'][:300]}")
+    if isinstance(data.get("reasons"), list):  # attachments_rejected: each file and why
+        parts.append("; ".join(str(r) for r in data["reasons"][:10]))
+    if event.kind in ("mail_bounced", "auto_reply_received") and data.get("from"):
+        parts.append(f"from {data['from']}: {data.get('subject') or '(no subject)'}")
     if event.kind == "rated" and data.get("rating"):
         parts.append(f"{data['rating']} of 5")
     if event.kind == "snoozed" and data.get("until"):
@@ -52,13 +76,30 @@ def describe(event: Event) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def _failed_mail(events: list[Event]) -> set[int]:
+    """Outbox rows named by these mail_failed events that are failed still (no query when there is none)."""
+    named = {e.data.get("outbox") for e in events if e.kind == "mail_failed" and isinstance(e.data, dict)}
+    ids = [pk for pk in named if isinstance(pk, int)]
+    if not ids:
+        return set()
+    return set(OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.Status.FAILED)
+               .values_list("pk", flat=True))
+
+
 def timeline(case: Case, limit: int = 300) -> list[Entry]:
-    entries = [
-        Entry(e.at, "event", EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize()),
-              e.actor_label or e.get_actor_kind_display(), describe(e))
-        for e in case.events.order_by("-at", "-id")[:limit]
-        if e.kind not in ("message_received",)
-    ]
+    events = list(case.events.order_by("-at", "-id")[:limit])
+    failed = _failed_mail(events)
+    entries = []
+    for e in events:
+        if e.kind == "message_received":
+            continue
+        entry = Entry(e.at, "event", EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize()),
+                      e.actor_label or e.get_actor_kind_display(), describe(e))
+        outbox = (e.data or {}).get("outbox") if e.kind == "mail_failed" else None
+        if outbox in failed:  # the newest failure of a message still failed carries its Retry button
+            entry.retry_mail = outbox
+            failed.discard(outbox)
+        entries.append(entry)
     for m in case.messages.exclude(status__in=[Message.Status.DRAFT, Message.Status.DISCARDED]).order_by(
             "-created_at", "-id")[:limit]:
         title = {"in": "Message from", "out": "Message to", "note": "Note by"}[m.direction]

@@ -35,6 +35,7 @@ urlpatterns = [
     path("c/<int:case_id>/poll/", case_views.case_poll, name="case_poll"),
     path("c/<int:case_id>/compose/", case_views.compose, name="compose"),
     path("c/<int:case_id>/do/<slug:name>/", case_views.case_act, name="case_act"),
+    path("c/<int:case_id>/mail/<int:mail_id>/retry", case_views.mail_retry, name="mail_retry"),
     path("c/<int:case_id>/d/<int:doc_id>/", documents.document_file, name="document"),
     path("c/<int:case_id>/d/<int:doc_id>/p/<int:page>.png", documents.document_page, name="document_page"),
     path("specialist/<int:case_id>/", specialist.brief, name="specialist"),

@@ -154,3 +154,20 @@ def test_it_shows_shortcuts_and_stays_accessible_at_tablet_width(triage_case: Ca
     expect(source).to_be_visible()
     expect(source).to_contain_text("body")
     expect(page.locator("#src-phone")).to_be_hidden()
+
+
+def test_it_retries_failed_mail_from_the_timeline(triage_case: Case, live_server: Any, page: Page,
+                                                  smtp_server: Any) -> None:
+    smtp_server.handler.refuse_with = "550 5.1.1 mailbox unavailable"
+    actions.request_missing_info(triage_case, actions.Actor.system(), fields=["insurer"])
+    deliver_due()
+    smtp_server.handler.refuse_with = None
+    sign_in(page, live_server.url, "coordinator")
+    page.goto(f"{live_server.url}/c/{triage_case.pk}/")
+    failed = page.locator("ol.timeline li", has_text="Mail could not be delivered")
+    expect(failed).to_contain_text("550")
+    assert_accessible(page)
+    failed.get_by_role("button", name="Retry sending this mail").click()
+    expect(page.get_by_text("is queued again")).to_be_visible()
+    expect(page.get_by_role("button", name="Retry sending this mail")).to_have_count(0)
+    assert deliver_due() == 1 and smtp_server.to("aisha@example.com")
